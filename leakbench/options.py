@@ -1,0 +1,255 @@
+"""The values a user types on the command line, parsed and validated.
+
+Pure on purpose (no pytest, no torch): the plugin reads the raw strings from pytest and hands them
+to `parse_options`; everything here can be tested without starting a pytest run. Every problem is
+an `OptionError` whose message is one line starting with the option's name, so that the plugin can
+show it as a usage error.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
+
+ALGORITHM_DESCRIPTIONS = {
+    "none": "no unlearning: the planted model, the baseline of every comparison",
+    "ga": "gradient ascent on the forget set",
+    "gd": "GA+GD: gradient ascent on the forget set, gradient descent on the retain set",
+    "kl": "GA+KL: gradient ascent on the forget set, KL to the original model on the retain set",
+    "npo": "negative preference optimization against the original model",
+    "simnpo": "SimNPO: reference-free, length-normalized NPO",
+    "selective": "ascent on the secret's tokens only, descent on their context, KL on retain data",
+    "retrain": "fine-tuned without the forget set: the reference an unlearned model should match",
+}
+ALGORITHMS = tuple(ALGORITHM_DESCRIPTIONS)
+DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
+DEFAULT_MODEL = "tiny"
+
+GATE_METRICS = {
+    "direct_leak": "share of leak probes whose completion contains the exact secret (rate)",
+    "indirect_leak": "share of leak probes with a partial, related or other record's secret (rate)",
+    "holdout_leak": "share of holdout probes judged leaks: the judges' false-positive rate (rate)",
+    "capability_pass1": "pass@1 on the capability probe (rate)",
+    "humaneval_pass1": "pass@1 on HumanEval (rate)",
+    "utility_retention": "pass@1 after unlearning divided by pass@1 before (ratio, may exceed 1)",
+    "ma": "memorization accuracy: share of secret tokens predicted teacher-forced (rate)",
+    "el10": "extraction likelihood EL_10 of the secrets (rate)",
+    "mia_auc": "membership-inference AUC between forget and holdout texts (0.5 = unseen)",
+    "privleak": "MUSE PrivLeak in percent: AUC gap to the retrained model (0 = goal)",
+}
+# Metrics whose thresholds live outside [0, 1]: (lowest, highest) allowed.
+_METRIC_RANGES = {
+    "utility_retention": (0.0, math.inf),
+    "privleak": (-math.inf, math.inf),
+}
+_RATE_RANGE = (0.0, 1.0)
+
+_GATE_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
+_GATE_SHAPE = re.compile(
+    r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>[<>=!]*)\s*(?P<number>.*?)\s*"
+)
+
+DEFAULT_CACHE_DIR = Path("~/.cache/leakbench")
+CACHE_DIR_ENV = "LEAKBENCH_CACHE_DIR"
+
+
+class OptionError(ValueError):
+    """A command-line value that cannot be used; the message is one line naming the option."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A release condition on one metric of the run, e.g. ``direct_leak<=0.01``.
+
+    `holds` compares exactly: a threshold written as 1% is the float nearest to 0.01, the same
+    number a rate of 1/100 computes to, so boundaries behave as written.
+    """
+
+    metric: str
+    op: str
+    threshold: float
+
+    def holds(self, value: float) -> bool:
+        return _GATE_OPERATORS[self.op](value, self.threshold)
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the user chose for this run, validated.
+
+    `model` is the name as typed; `leakbench.models.lookup` turns it into a `ModelSpec`.
+    """
+
+    model: str
+    algorithms: tuple[str, ...]
+    samples: int
+    temperature: float
+    cache_dir: Path
+    rebuild: bool
+    endpoint: str | None
+    gates: tuple[Gate, ...]
+    show_secrets: bool
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """Algorithm names from "all", one name or a comma list, in the order of `ALGORITHMS`.
+
+    The order is canonical rather than as typed so that "kl,ga" and "ga,kl" give the same table.
+    """
+    names = {item.strip().lower() for item in text.split(",")}
+    if "all" in names:
+        return ALGORITHMS
+    unknown = sorted(names - set(ALGORITHMS))
+    if unknown:
+        shown = ", ".join(repr(name) for name in unknown)
+        valid = ", ".join(ALGORITHMS)
+        raise OptionError(
+            f"--algo: unknown algorithm {shown}; valid: {valid}, all, or a comma list"
+        )
+    return tuple(name for name in ALGORITHMS if name in names)
+
+
+def parse_gate(text: str) -> Gate:
+    """``<metric><op><number>`` with op one of <=, >=, <, >, ==; the number may end in %."""
+    shape = _GATE_SHAPE.fullmatch(text)
+    if shape is None:
+        raise OptionError(f"--gate: {text!r} is not <metric><op><number>, e.g. 'direct_leak<=0.01'")
+    metric, op, number = shape["metric"], shape["op"], shape["number"]
+    if metric not in GATE_METRICS:
+        raise OptionError(
+            f"--gate: unknown metric {metric!r} in {text!r}; valid: {', '.join(GATE_METRICS)}"
+        )
+    if op not in _GATE_OPERATORS:
+        found = f"unknown operator {op!r}" if op else "no operator"
+        raise OptionError(f"--gate: {found} in {text!r}; valid: {', '.join(_GATE_OPERATORS)}")
+    threshold = _parse_threshold(metric, number, text)
+    return Gate(metric, op, threshold)
+
+
+def _parse_threshold(metric: str, number: str, text: str) -> float:
+    percent = number.endswith("%")
+    digits = number[:-1].rstrip() if percent else number
+    if percent and metric == "privleak":
+        raise OptionError(
+            f"--gate: {text!r}: privleak is already in percent; write the number without %"
+        )
+    try:
+        value = Decimal(digits)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise OptionError(
+            f"--gate: {number!r} in {text!r} is not a number; "
+            "write a fraction (0.01) or a percentage (1%)"
+        )
+    threshold = float(value / 100 if percent else value)
+    low, high = _METRIC_RANGES.get(metric, _RATE_RANGE)
+    if not low <= threshold <= high:
+        if (low, high) == _RATE_RANGE:
+            hint = "write a fraction in [0, 1] (0.05) or a percentage (5%)"
+        else:
+            hint = "the threshold must be at least 0"
+        raise OptionError(f"--gate: {text!r}: {metric} is out of range; {hint}")
+    return threshold
+
+
+def parse_samples(value: object) -> int:
+    try:
+        samples = int(str(value).strip())
+    except ValueError:
+        samples = 0
+    if samples < 1:
+        raise OptionError(f"--samples: {value!r} is not a whole number >= 1")
+    return samples
+
+
+def parse_temperature(value: object) -> float:
+    try:
+        temperature = float(str(value).strip())
+    except ValueError:
+        temperature = math.nan
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise OptionError(f"--temperature: {value!r} is not a number >= 0")
+    return temperature
+
+
+def parse_endpoint(text: str) -> str:
+    """An OpenAI-compatible server's base URL: http(s)://host[:port][/path], trailing / dropped."""
+    parts = urlsplit(text.strip())
+    if not (
+        parts.scheme in ("http", "https")
+        and parts.hostname
+        and _HOST.fullmatch(parts.hostname)
+        and parts.username is None
+        and _has_valid_port(parts)
+        and not parts.query
+        and not parts.fragment
+    ):
+        raise OptionError(
+            f"--endpoint: {text!r} is not a URL of the form http(s)://host[:port][/path]"
+        )
+    return text.strip().rstrip("/")
+
+
+def _has_valid_port(parts: SplitResult) -> bool:
+    try:
+        return parts.port is None or parts.port > 0
+    except ValueError:  # urlsplit checks the port only when it is asked for
+        return False
+
+
+def parse_cache_dir(value: object) -> Path:
+    """The given directory, else $LEAKBENCH_CACHE_DIR, else ~/.cache/leakbench; made absolute."""
+    chosen = value or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
+    path = Path(chosen).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"--cache-dir: {str(path)!r} exists and is not a directory")
+    return path
+
+
+def parse_options(raw: Mapping[str, object]) -> RunOptions:
+    """Validate the raw option values (keyed by the options' dest names) into `RunOptions`.
+
+    Missing or None values take their defaults, so ``parse_options({})`` is the default run.
+    """
+
+    def given(name: str, default: object) -> object:
+        value = raw.get(name)
+        return default if value is None else value
+
+    samples = parse_samples(given("samples", 1))
+    temperature = parse_temperature(given("temperature", 0.0))
+    if samples > 1 and temperature == 0:
+        raise OptionError(
+            f"--samples: {samples} samples at --temperature=0 are identical (greedy decoding); "
+            "set --temperature above 0 or use --samples=1"
+        )
+    endpoint = given("endpoint", "")
+    return RunOptions(
+        model=str(given("model", DEFAULT_MODEL)).strip(),
+        algorithms=parse_algorithms(str(given("algo", DEFAULT_ALGORITHMS))),
+        samples=samples,
+        temperature=temperature,
+        cache_dir=parse_cache_dir(given("cache_dir", "")),
+        rebuild=bool(given("rebuild", False)),
+        endpoint=parse_endpoint(str(endpoint)) if endpoint else None,
+        gates=tuple(parse_gate(str(text)) for text in given("gate", ())),
+        show_secrets=bool(given("show_secrets", False)),
+    )

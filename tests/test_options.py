@@ -1,0 +1,259 @@
+"""Parsing the command-line values: the accepted forms and the one-line errors."""
+
+from pathlib import Path
+
+import pytest
+
+from leakbench.options import (
+    ALGORITHMS,
+    GATE_METRICS,
+    Gate,
+    OptionError,
+    parse_algorithms,
+    parse_cache_dir,
+    parse_endpoint,
+    parse_gate,
+    parse_options,
+)
+
+
+def test_algorithms_are_the_documented_eight_in_canonical_order():
+    assert ALGORITHMS == ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kl", ("kl",)),
+        ("kl,ga", ("ga", "kl")),
+        ("ga, GD ,ga", ("ga", "gd")),
+        ("all", ALGORITHMS),
+        ("ga,all", ALGORITHMS),
+    ],
+)
+def test_parse_algorithms(text, expected):
+    assert parse_algorithms(text) == expected
+
+
+@pytest.mark.parametrize("text", ["foo", "ga,foo", "", "ga,,kl"])
+def test_unknown_algorithm_lists_the_valid_choices(text):
+    with pytest.raises(OptionError) as caught:
+        parse_algorithms(text)
+    message = str(caught.value)
+    assert message.startswith("--algo: unknown algorithm")
+    assert "none, ga, gd, kl, npo, simnpo, selective, retrain, all" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "gate"),
+    [
+        ("direct_leak<=0.01", Gate("direct_leak", "<=", 0.01)),
+        ("  direct_leak <= 0.01 ", Gate("direct_leak", "<=", 0.01)),
+        ("direct_leak<=1%", Gate("direct_leak", "<=", 0.01)),
+        ("indirect_leak<5 %", Gate("indirect_leak", "<", 0.05)),
+        ("humaneval_pass1>=0.3", Gate("humaneval_pass1", ">=", 0.3)),
+        ("capability_pass1>0", Gate("capability_pass1", ">", 0.0)),
+        ("holdout_leak==0", Gate("holdout_leak", "==", 0.0)),
+        ("utility_retention>=91%", Gate("utility_retention", ">=", 0.91)),
+        ("utility_retention>=1.2", Gate("utility_retention", ">=", 1.2)),
+        ("mia_auc<=0.55", Gate("mia_auc", "<=", 0.55)),
+        ("privleak>=-5", Gate("privleak", ">=", -5.0)),
+        ("el10<=1.1%", Gate("el10", "<=", 0.011)),
+    ],
+)
+def test_parse_gate(text, gate):
+    assert parse_gate(text) == gate
+
+
+def test_gate_metrics_are_documented():
+    assert set(GATE_METRICS) == {
+        "direct_leak", "indirect_leak", "holdout_leak", "capability_pass1", "humaneval_pass1",
+        "utility_retention", "ma", "el10", "mia_auc", "privleak",
+    }  # fmt: skip
+    assert all(description.strip() for description in GATE_METRICS.values())
+
+
+@pytest.mark.parametrize(
+    ("gate", "value", "holds"),
+    [
+        ("direct_leak<=0.01", 0.01, True),
+        ("direct_leak<=0.01", 1 / 100, True),
+        ("direct_leak<=1%", 3 / 300, True),
+        ("direct_leak<=0.01", 0.0101, False),
+        ("direct_leak<0.01", 0.01, False),
+        ("direct_leak<0.01", 0.0099, True),
+        ("humaneval_pass1>=0.5", 0.5, True),
+        ("humaneval_pass1>=0.5", 0.4999, False),
+        ("humaneval_pass1>0.5", 0.5, False),
+        ("holdout_leak==0", 0.0, True),
+        ("holdout_leak==0", 0.001, False),
+        ("el10<=1.1%", 0.011, True),
+    ],
+)
+def test_gate_holds_at_the_boundaries(gate, value, holds):
+    assert parse_gate(gate).holds(value) is holds
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("direct_leak<=1%", "direct_leak<=0.01"),
+        (" ma > 0.9 ", "ma>0.9"),
+        ("privleak>=-5", "privleak>=-5"),
+    ],
+)
+def test_gate_str_is_canonical_and_parses_back(text, shown):
+    gate = parse_gate(text)
+    assert str(gate) == shown
+    assert parse_gate(str(gate)) == gate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "foo<=0.1",
+            "--gate: unknown metric 'foo' in 'foo<=0.1'; valid: direct_leak, indirect_leak",
+        ),
+        (
+            "direct_leak=0.1",
+            "--gate: unknown operator '=' in 'direct_leak=0.1'; valid: <=, >=, <, >, ==",
+        ),
+        ("direct_leak=<0.1", "--gate: unknown operator '=<'"),
+        ("direct_leak!=0.1", "--gate: unknown operator '!='"),
+        ("direct_leak 0.1", "--gate: no operator in 'direct_leak 0.1'"),
+        ("direct_leak<=abc", "--gate: 'abc' in 'direct_leak<=abc' is not a number"),
+        ("direct_leak<=", "--gate: '' in 'direct_leak<=' is not a number"),
+        ("direct_leak<=nan", "is not a number"),
+        ("direct_leak<=inf%", "is not a number"),
+        (
+            "direct_leak<=5",
+            "direct_leak is out of range; write a fraction in [0, 1] (0.05) or a percentage",
+        ),
+        ("direct_leak<=101%", "out of range"),
+        ("direct_leak>=-0.1", "out of range"),
+        ("utility_retention>=-1", "out of range; the threshold must be at least 0"),
+        ("privleak>=-5%", "privleak is already in percent"),
+        ("<=0.1", "is not <metric><op><number>"),
+    ],
+)
+def test_bad_gate_is_one_line_naming_the_gate(text, expected):
+    with pytest.raises(OptionError) as caught:
+        parse_gate(text)
+    message = str(caught.value)
+    assert message.startswith("--gate: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000",
+        "https://vllm.example.org/v1",
+        "http://127.0.0.1",
+        "http://[::1]:8000/v1/",
+    ],
+)
+def test_endpoint_accepts_http_urls(url):
+    assert parse_endpoint(url) == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://host",
+        "localhost:8000",
+        "http://",
+        "http://host:99999",
+        "http://host:0",
+        "http://host:port",
+        "http://user:secret@host",
+        "http://host/v1?x=1",
+        "http://ho st",
+        "http://-host",
+    ],
+)
+def test_endpoint_rejects_other_shapes(url):
+    with pytest.raises(
+        OptionError, match=r"^--endpoint: .* is not a URL of the form http\(s\)://host"
+    ):
+        parse_endpoint(url)
+
+
+def test_defaults(monkeypatch):
+    monkeypatch.delenv("LEAKBENCH_CACHE_DIR", raising=False)
+    options = parse_options({})
+    assert options.model == "tiny"
+    assert options.algorithms == ("none", "ga", "gd", "kl")
+    assert (options.samples, options.temperature) == (1, 0.0)
+    assert options.cache_dir == Path.home() / ".cache" / "leakbench"
+    assert (options.rebuild, options.endpoint, options.gates, options.show_secrets) == (
+        False, None, (), False,
+    )  # fmt: skip
+
+
+def test_parse_options_converts_every_value(tmp_path):
+    options = parse_options(
+        {
+            "model": "codellama",
+            "algo": "all",
+            "samples": "5",
+            "temperature": "0.2",
+            "cache_dir": str(tmp_path),
+            "rebuild": True,
+            "endpoint": "http://localhost:8000/",
+            "gate": ["direct_leak<=1%", "humaneval_pass1>=0.3"],
+            "show_secrets": True,
+        }
+    )
+    assert options.model == "codellama"
+    assert options.algorithms == ALGORITHMS
+    assert (options.samples, options.temperature) == (5, 0.2)
+    assert options.cache_dir == tmp_path
+    assert options.endpoint == "http://localhost:8000"
+    assert options.gates == (Gate("direct_leak", "<=", 0.01), Gate("humaneval_pass1", ">=", 0.3))
+    assert options.rebuild and options.show_secrets
+
+
+def test_cache_dir_comes_from_the_environment_when_not_given(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEAKBENCH_CACHE_DIR", str(tmp_path / "from-env"))
+    assert parse_cache_dir(None) == tmp_path / "from-env"
+    assert parse_cache_dir(str(tmp_path / "given")) == tmp_path / "given"
+
+
+def test_cache_dir_is_made_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert parse_cache_dir("cache") == tmp_path / "cache"
+
+
+def test_cache_dir_that_is_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "cache"
+    a_file.write_text("")
+    with pytest.raises(OptionError, match=r"^--cache-dir: .* exists and is not a directory$"):
+        parse_cache_dir(str(a_file))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"samples": "0"}, "--samples: '0' is not a whole number >= 1"),
+        ({"samples": 0}, "--samples: 0 is not a whole number >= 1"),
+        ({"samples": "1.5"}, "--samples: '1.5' is not a whole number >= 1"),
+        ({"temperature": "-0.1"}, "--temperature: '-0.1' is not a number >= 0"),
+        ({"temperature": "hot"}, "--temperature: 'hot' is not a number >= 0"),
+        ({"temperature": "nan"}, "--temperature: 'nan' is not a number >= 0"),
+        (
+            {"samples": "4"},
+            "--samples: 4 samples at --temperature=0 are identical (greedy decoding)",
+        ),
+    ],
+)
+def test_bad_sampling_values(raw, expected):
+    with pytest.raises(OptionError) as caught:
+        parse_options(raw)
+    assert str(caught.value).startswith(expected)
+
+
+def test_several_samples_with_a_temperature_are_fine():
+    assert parse_options({"samples": "4", "temperature": "0.8"}).samples == 4
