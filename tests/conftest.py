@@ -1,0 +1,26 @@
+"""Fixtures shared by the harness's own tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """The artifact cache: LEAKBENCH_CACHE_DIR when set (tox keeps one per checkout), else a
+    directory shared by the xdist workers of this run."""
+    configured = os.environ.get("LEAKBENCH_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return tmp_path_factory.getbasetemp().parent / "leakbench-cache"
+
+
+@pytest.fixture(scope="session")
+def micro_model(cache_dir) -> Path:
+    """The toy-sized embedded model, built once per cache (artifacts are locked across workers)."""
+    from leakbench import tiny
+
+    return tiny.build(tiny.MICRO, cache_dir)
