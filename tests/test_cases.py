@@ -1,0 +1,230 @@
+"""Case files: the schema, the loaders, and one-line errors for malformed files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from leakbench.cases import (CaseFileError, Probe, collect_case_files, dumps_jsonl, leak_case,
+                             load_case_file, load_jsonl, token_boundary_problem)
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT = 'contact = {"name": "Ann Lee", "email": "ann.lee@example.org"}\n'
+SECRET = "ann.lee@example.org"
+
+
+def record(**changes) -> dict:
+    base = {"id": "acme-email", "owner": "person-ann", "kind": "email", "text": TEXT,
+            "secret": SECRET}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def jsonl(*records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.fixture
+def cases_dir(tmp_path, monkeypatch) -> Path:
+    """An empty cases/ directory; paths in error messages are relative to its parent."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases").mkdir()
+    return tmp_path / "cases"
+
+
+def test_leak_case_derives_span_and_direct_probe():
+    case = leak_case(id="acme-email", owner="person-ann", kind="email", text=TEXT, secret=SECRET,
+                     probes=['# Ann Lee\nEMAIL="'])
+    start = TEXT.index(SECRET)
+    assert case.span == (start, start + len(SECRET))
+    assert case.probes == (Probe("direct", "direct", TEXT[:start]),
+                           Probe("para-0", "paraphrase", '# Ann Lee\nEMAIL="'))
+    assert (case.owner_name, case.context, dict(case.owner_values)) == ("person-ann", "custom", {})
+
+
+def test_readme_example_loads(cases_dir):
+    readme = (REPO / "cases" / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    (cases_dir / "test_acme.py").write_text(code)
+    [case] = load_case_file(cases_dir / "test_acme.py")
+    assert case.id == "acme-db" and case.kind == "db_uri"
+    assert case.text[case.span[0]:case.span[1]] == case.secret
+    assert [p.id for p in case.probes] == ["direct", "para-0"]
+
+
+def test_jsonl_round_trip(cases_dir):
+    case = leak_case(id="acme-email", owner="person-ann", kind="email", text=TEXT, secret=SECRET,
+                     owner_values={"name": "Ann Lee"}, probes=['EMAIL="'])
+    (cases_dir / "acme.jsonl").write_text(dumps_jsonl([case]))
+    assert load_jsonl(cases_dir / "acme.jsonl") == [case]
+
+
+def test_yaml_file_loads_same_schema(cases_dir):
+    (cases_dir / "acme.yaml").write_text(
+        "- id: acme-email\n  owner: person-ann\n  kind: email\n"
+        f"  text: {json.dumps(TEXT)}\n  secret: {SECRET}\n"
+        "  probes:\n  - {id: para-0, style: paraphrase, prompt: 'EMAIL=\"'}\n")
+    [case] = load_case_file(cases_dir / "acme.yaml")
+    assert case.secret == SECRET and [p.prompt for p in case.probes][-1] == 'EMAIL="'
+
+
+def test_collect_reads_user_files_only(cases_dir):
+    (cases_dir / "forget.jsonl").write_text(jsonl(record(id="f-1")))
+    (cases_dir / "holdout.jsonl").write_text(jsonl(record(id="h-1")))
+    (cases_dir / "README.md").write_text("# not a case file\n")
+    (cases_dir / ".hidden.jsonl").write_text("not json\n")
+    (cases_dir / "a.jsonl").write_text(jsonl(record(id="a-1"), record(id="a-2")))
+    (cases_dir / "b.py").write_text(
+        "from leakbench.cases import leak_case\n"
+        f"LEAK_CASES = [leak_case(id='b-1', owner='o', kind='email', text={TEXT!r}, "
+        f"secret={SECRET!r})]\n")
+    assert [s.id for s in collect_case_files(cases_dir)] == ["a-1", "a-2", "b-1"]
+
+
+@pytest.mark.parametrize("reserved", ["forget.jsonl", "a.jsonl"])
+def test_collect_rejects_duplicate_ids_naming_both_files(cases_dir, reserved):
+    (cases_dir / reserved).write_text(jsonl(record(id="dup")))
+    (cases_dir / "z.jsonl").write_text(jsonl(record(id="dup")))
+    with pytest.raises(CaseFileError) as error:
+        collect_case_files(cases_dir)
+    assert str(error.value) == (f"cases/z.jsonl: record 'dup' field 'id': duplicate id, already "
+                                f"used in cases/{reserved}")
+
+
+def leak_case_module(body: str) -> str:
+    return "from leakbench.cases import leak_case\n" + body
+
+
+# (file name, content, the one-line error). Every bad file has a valid record before the bad one,
+# so a partial load would be visible.
+MALFORMED = {
+    "missing field": ("x.jsonl", jsonl(record(id="ok"), record(secret=None)),
+                      "cases/x.jsonl:2: record 'acme-email' field 'secret': is missing"),
+    "wrong type": ("x.jsonl", jsonl(record(id="ok"), record(text=5)),
+                   "cases/x.jsonl:2: record 'acme-email' field 'text': is int 5, expected a "
+                   "string"),
+    "unknown kind": ("x.jsonl", jsonl(record(id="ok"), record(kind="zipcode")),
+                     "cases/x.jsonl:2: record 'acme-email' field 'kind': 'zipcode' is not a known "
+                     "kind; valid: name, email,"),
+    "empty secret": ("x.jsonl", jsonl(record(id="ok"), record(secret=" ")),
+                     "cases/x.jsonl:2: record 'acme-email' field 'secret': is empty"),
+    "span mismatch": ("x.jsonl", jsonl(record(id="ok"), record(span=[0, 7])),
+                      "cases/x.jsonl:2: record 'acme-email' field 'span': text[0:7] is 'contact', "
+                      "not the secret"),
+    "span not two ints": ("x.jsonl", jsonl(record(id="ok"), record(span=[1.5, 3])),
+                          "field 'span': is [1.5, 3], expected [start, end]"),
+    "secret not in text": ("x.jsonl", jsonl(record(id="ok"), record(secret="bob@example.org")),
+                           "field 'secret': does not occur in text"),
+    "secret starts with punctuation": (
+        "x.jsonl", jsonl(record(id="ok"), record(text='tel: "+1 555 0100"', secret="+1 555 0100")),
+        "field 'secret': starts with '+'; a secret must start with a letter or digit"),
+    "text before secret ends in a space": (
+        "x.jsonl", jsonl(record(id="ok"), record(text="mail ann@x.org now", secret="ann@x.org")),
+        "field 'span': the text before the secret ends with ' '; a prompt must end on "
+        "punctuation"),
+    "probe ends mid-token": (
+        "x.jsonl", jsonl(record(id="ok"), record(probes=[
+            {"id": "para-0", "style": "paraphrase", "prompt": "email: "}])),
+        "field 'probes[0]': prompt ends with ' '"),
+    "probe ends in a contraction": (
+        "x.jsonl", jsonl(record(id="ok"), record(text="VALUES ('sam@x.org')", secret="sam@x.org")),
+        "field 'span': the text before the secret ends with \"'\" before a secret starting with "
+        "'sa'"),
+    "probe reveals the secret": (
+        "x.jsonl", jsonl(record(id="ok"), record(probes=[
+            {"id": "para-0", "style": "paraphrase", "prompt": f"# {SECRET}\nemail = \""}])),
+        "field 'probes[0]': prompt already contains the secret"),
+    "probe with unknown style": (
+        "x.jsonl", jsonl(record(id="ok"), record(probes=[
+            {"id": "para-0", "style": "riddle", "prompt": 'e="'}])),
+        "field 'probes[0]': style 'riddle' is not one of direct, paraphrase"),
+    "span at second occurrence": (
+        "x.jsonl", jsonl(record(id="ok"), record(text='a="k1"; b="k1"', secret="k1",
+                                                 span=[11, 13])),
+        "field 'span': points past an earlier occurrence of the secret"),
+    "owner value of its own kind": (
+        "x.jsonl", jsonl(record(id="ok"), record(owner_values={"email": "b@x.org"})),
+        "field 'owner_values': holds the sample's own kind 'email'"),
+    "unknown field": ("x.jsonl", jsonl(record(id="ok"), record(colour="red")),
+                      "record 'acme-email' field 'colour': is not a known field; valid fields: "),
+    "invalid id": ("x.jsonl", jsonl(record(id="ok"), record(id="my case")),
+                   "record #2 field 'id': 'my case' is not a valid id"),
+    "not an object": ("x.jsonl", jsonl(record(id="ok"), ["a"]),
+                      "cases/x.jsonl:2: record #2: is list, expected an object"),
+    "duplicate id in one file": ("x.jsonl", jsonl(record(), record()),
+                                 "cases/x.jsonl:2: record 'acme-email' field 'id': duplicate id, "
+                                 "already used by line 1 of this file"),
+    "bad JSON line": ("x.jsonl", jsonl(record(id="ok")) + '{"id": "b",\n',
+                      "cases/x.jsonl:2: invalid JSON: Expecting property name enclosed in double "
+                      "quotes (column 12)"),
+    "YAML syntax error": ("x.yaml", "- id: a\n  text: [unclosed\n",
+                          "cases/x.yaml:3: invalid YAML:"),
+    "YAML not a list": ("x.yml", "id: a\n", "cases/x.yml: holds a dict, expected a list"),
+    "unsupported suffix": ("x.json", "[]", "cases/x.json: unsupported case file type '.json'"),
+    "import raises": ("x.py", "import os\n\nx = 1 / 0\n",
+                      "cases/x.py:3: import failed: ZeroDivisionError: division by zero"),
+    "syntax error": ("x.py", "LEAK_CASES = [\n", "cases/x.py:1: import failed: SyntaxError:"),
+    "no LEAK_CASES": ("x.py", "CASES = []\n", "cases/x.py: defines no LEAK_CASES"),
+    "LEAK_CASES not a list": ("x.py", "LEAK_CASES = {'a': 1}\n",
+                              "cases/x.py: LEAK_CASES is dict, expected a list of leak_case(...)"),
+    "LEAK_CASES holds a dict": ("x.py", f"LEAK_CASES = [{record()!r}]\n",
+                                "cases/x.py: LEAK_CASES[0] is dict"),
+    "leak_case rejects a record": (
+        "x.py", leak_case_module(
+            "LEAK_CASES = [\n"
+            "    leak_case(id='ok', owner='o', kind='email', text='e=\"a@b.c\"', secret='a@b.c'),\n"
+            "    leak_case(id='bad', owner='o', kind='email', text='e=\"a@b.c\"', secret='z@b.c'),"
+            "\n]\n"),
+        "cases/x.py:4: record 'bad' field 'secret': does not occur in text"),
+    "leak_case probe not a string": (
+        "x.py", leak_case_module(
+            "LEAK_CASES = [leak_case(id='p', owner='o', kind='email', text='e=\"a@b.c\"', "
+            "secret='a@b.c', probes=[3])]\n"),
+        "cases/x.py:2: record 'p' field 'probes': probes[0] is int, expected a prompt string"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_file_is_rejected_whole_with_one_line(cases_dir, name):
+    file_name, content, expected = MALFORMED[name]
+    (cases_dir / file_name).write_text(content)
+    with pytest.raises(CaseFileError) as error:
+        load_case_file(cases_dir / file_name)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"cases/{file_name}")
+    assert expected in message
+
+
+def test_collect_reports_the_bad_file(cases_dir):
+    (cases_dir / "good.jsonl").write_text(jsonl(record()))
+    (cases_dir / "bad.jsonl").write_text(jsonl(record(id="b", kind="zipcode")))
+    with pytest.raises(CaseFileError, match=r"^cases/bad\.jsonl:1: record 'b' field 'kind'"):
+        collect_case_files(cases_dir)
+
+
+@pytest.mark.parametrize("prompt, secret, ok", [
+    ('email = "', "ann@x.org", True),
+    ("EMAIL=", "ann@x.org", True),
+    ("<", "ann@x.org", True),
+    ("VALUES ('", "42 Main St", True),
+    ("VALUES ('", "ann@x.org", True),
+    ("VALUES ('", "sam@x.org", False),  # 's is a contraction token
+    ("VALUES ('", "dave@x.org", False),
+    ("name: ", "Ann Lee", False),
+    ('"""\n', "Ann Lee", False),
+    ("token_", "abc", False),
+    ("key=x", "abc", False),
+    ("", "abc", False),
+])
+def test_token_boundary_rule(prompt, secret, ok):
+    assert (token_boundary_problem(prompt, secret) is None) == ok
+
+
+def test_committed_sets_load_with_direct_and_paraphrase_probes():
+    forget = load_jsonl(REPO / "cases" / "forget.jsonl")
+    assert all([p.style for p in s.probes] == ["direct", "paraphrase"] for s in forget)
+    assert all(s.probes[0].prompt == s.text[:s.span[0]] for s in forget)

@@ -1,0 +1,133 @@
+"""The generated forget and holdout sets: reproducible, large and varied enough, well-formed."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import faker
+import pytest
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.stripe import StripeDetector
+
+from leakbench import privacy_data
+from leakbench.cases import (FORGET_FILE, HOLDOUT_FILE, dumps_jsonl, load_jsonl,
+                             token_boundary_problem)
+from leakbench.judges import SecretIndex, normalize
+
+CASES = Path(__file__).resolve().parent.parent / "cases"
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return privacy_data.generate()
+
+
+@pytest.fixture(scope="module")
+def forget():
+    return load_jsonl(CASES / FORGET_FILE)
+
+
+@pytest.fixture(scope="module")
+def holdout():
+    return load_jsonl(CASES / HOLDOUT_FILE)
+
+
+def test_committed_files_are_regenerated_byte_for_byte(generated):
+    hint = (f"regenerate with `python -m leakbench.privacy_data --write` (generated with Faker "
+            f"{privacy_data.FAKER_VERSION}, running {faker.VERSION})")
+    for name, samples in zip((FORGET_FILE, HOLDOUT_FILE), generated):
+        assert dumps_jsonl(samples) == (CASES / name).read_text(encoding="utf-8"), hint
+
+
+def test_cli_writes_the_same_files_and_prints_stats(tmp_path, capsys):
+    assert privacy_data.main(["--write", "--stats", "--dir", str(tmp_path)]) == 0
+    for name in (FORGET_FILE, HOLDOUT_FILE):
+        assert (tmp_path / name).read_bytes() == (CASES / name).read_bytes()
+    out = capsys.readouterr().out
+    assert re.search(r"^samples\s+\d+\s+\d+$", out, re.M)
+    assert re.search(r"^aws_access_key_id\s+\d+\s+\d+$", out, re.M)
+    assert re.search(r"^logging\s+\d+\s+\d+$", out, re.M)
+
+
+def test_cli_needs_an_action():
+    with pytest.raises(SystemExit):
+        privacy_data.main([])
+
+
+def test_sizes(forget, holdout):
+    owners = {s.owner for s in forget}
+    assert len(forget) >= 1000
+    assert len(owners) >= 200
+    assert {o.split("-")[0] for o in owners} == {"person", "org"}
+    assert len({s.kind for s in forget}) >= 12
+    assert len({s.context for s in forget}) >= 8
+    assert len(holdout) >= 0.25 * len(forget)
+    assert {s.kind for s in holdout} == {s.kind for s in forget}
+
+
+def test_every_kind_appears_in_several_contexts(forget):
+    contexts = defaultdict(set)
+    for s in forget:
+        contexts[s.kind].add(s.context)
+    assert min(len(c) for c in contexts.values()) >= 5, contexts
+
+
+def test_each_owner_has_several_kinds_in_several_contexts(forget):
+    by_owner = defaultdict(list)
+    for s in forget:
+        by_owner[s.owner].append(s)
+    for owner, samples in by_owner.items():
+        assert len({s.kind for s in samples}) >= 4, owner
+        assert len({s.context for s in samples}) >= 2, owner
+
+
+def test_records_are_well_formed(forget, holdout):
+    samples = forget + holdout
+    assert len({s.id for s in samples}) == len(samples)
+    for s in samples:
+        assert re.fullmatch(rf"{s.kind}-{s.context}-\d{{4}}", s.id)
+        assert s.text[s.span[0]:s.span[1]] == s.secret
+        assert 150 <= len(s.text) <= 600, s.id
+        assert s.kind not in s.owner_values
+        direct, paraphrase = s.probes
+        assert direct.prompt == s.text[:s.span[0]]
+        assert paraphrase.prompt != direct.prompt
+        identifiers = {s.owner, s.owner_name, s.owner_values.get("email")} - {s.secret, None}
+        assert any(i in paraphrase.prompt for i in identifiers), s.id  # asks about this owner
+        for probe in s.probes:
+            assert token_boundary_problem(probe.prompt, s.secret) is None, (s.id, probe.id)
+            assert s.secret not in probe.prompt
+
+
+def test_holdout_is_disjoint_from_forget(forget, holdout):
+    def values(samples):
+        return {(k, normalize(v, k)) for s in samples
+                for k, v in [(s.kind, s.secret), *s.owner_values.items()]}
+
+    assert not {s.owner for s in forget} & {s.owner for s in holdout}
+    assert not {s.owner_name for s in forget} & {s.owner_name for s in holdout}
+    assert not values(forget) & values(holdout)
+    index = SecretIndex(forget)
+    assert [hit for s in holdout for hit in index.find(s.text)] == []
+
+
+@pytest.mark.parametrize("kind, plugin, line", [
+    ("aws_access_key_id", AWSKeyDetector, "{}"),
+    ("aws_secret_access_key", AWSKeyDetector, 'aws_secret_access_key = "{}"'),
+    ("github_token", GitHubTokenDetector, "{}"),
+    ("slack_token", SlackDetector, "{}"),
+    ("stripe_key", StripeDetector, "{}"),
+    ("openai_key", OpenAIDetector, "{}"),
+])
+def test_provider_keys_are_recognised_by_detect_secrets(forget, kind, plugin, line):
+    secrets = [s.secret for s in forget if s.kind == kind]
+    assert secrets
+    for secret in secrets:  # the plugins' own patterns, matched as their scanner matches them
+        text = line.format(secret)
+        matches = [m.group() for regex in plugin().denylist for m in regex.finditer(text)]
+        assert any(secret in match for match in matches), secret
