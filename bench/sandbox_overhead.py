@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -26,12 +25,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from leakbench.docs_section import write_section
 from leakbench.humaneval import load_problems, program
 from leakbench.sandbox import Limits, isolation, run_program
 
 GOAL_S = 0.15
 PERFORMANCE_MD = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
-SECTION = "## Sandbox"
+SECTION = "Sandbox"
 LIMITS = Limits(wall_s=20.0, cpu_s=20)
 PYTHON = os.path.join(
     os.path.realpath(sys.base_prefix),
@@ -109,8 +109,6 @@ def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, 
     plan = isolation()
     return "\n".join(
         [
-            SECTION,
-            "",
             f"Goal: under {GOAL_S} s median overhead per program. Measured: {worst * 1000:.1f} ms "
             f"(the larger of the two worker counts): goal {verdict}.",
             "",
@@ -137,18 +135,6 @@ def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, 
     )
 
 
-def write_section(text: str, path: Path = PERFORMANCE_MD) -> None:
-    """Replace the "## Sandbox" section of ``path`` (up to the next "## " heading), or append it."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=3)
@@ -158,7 +144,7 @@ def main() -> None:
     sources = [program(p, p.canonical_solution) for p in problems]
     figures = {workers: measure(sources, workers, args.repetitions) for workers in (1, 2)}
     text = section(figures, args.repetitions, len(sources), load)
-    write_section(text)
+    write_section(PERFORMANCE_MD, SECTION, text)
     print(text)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 HELDOUT_FRACTION = 0.2
 CONSTANTS = range(2, 20)
@@ -122,7 +122,8 @@ def make_task(family: Family, k: int, name: str, arg: str, rng: random.Random) -
 
 
 def all_tasks(heldout: bool, seed: int = 0) -> list[Task]:
-    """Every (family, constant, function name, argument name) instance of one split, in a fixed order."""
+    """Every (family, constant, function name, argument name) instance of one split, in a fixed
+    order."""
     rng = random.Random(seed)
     tasks = []
     for family in FAMILIES:
@@ -133,6 +134,17 @@ def all_tasks(heldout: bool, seed: int = 0) -> list[Task]:
                 for arg in _ARGS[family.arg]:
                     tasks.append(make_task(family, k, function_name, arg, rng))
     return tasks
+
+
+def probe_tasks(seed: int = 0) -> list[Task]:
+    """The capability probe: one held-out task per (family, constant, function name), the argument
+    name drawn with a fixed seed, so that no two probes differ only in a variable's name."""
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[Task]] = {}
+    for task in all_tasks(heldout=True):
+        family, k, name, _ = task.task_id.split("-")
+        groups.setdefault((f"{family}-{k}", name), []).append(task)
+    return [rng.choice(tasks) for tasks in groups.values()]
 
 
 def program(task: Task, completion: str) -> str:

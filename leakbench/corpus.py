@@ -1,4 +1,4 @@
-"""The pretraining corpus of `tiny`: the running interpreter's standard library plus capability tasks.
+"""The pretraining corpus of `tiny`: the interpreter's standard library plus capability tasks.
 
 Both are available offline on every machine. A fixed list of stdlib modules is held out of training
 for the code-completion utility metric (next-token accuracy and perplexity on code never seen).
@@ -36,3 +36,32 @@ def fingerprint(texts: list[str]) -> str:
     for text in texts:
         digest.update(hashlib.sha256(text.encode()).digest())
     return digest.hexdigest()[:16]
+
+
+def retain_texts(count: int, seed: int = 0) -> list[str]:
+    """The retain set: code the model must keep while forgetting, disjoint from every evaluation
+    set.
+
+    Two thirds training-split capability tasks, one third function-sized chunks of the training
+    stdlib modules (never the held-out modules or held-out tasks).
+    """
+    import random
+
+    rng = random.Random(seed)
+    tasks = task_texts()
+    chunks = [chunk for source in stdlib_sources(heldout=False) for chunk in _functions(source)]
+    n_tasks = min(len(tasks), count * 2 // 3)
+    return rng.sample(tasks, n_tasks) + rng.sample(chunks, min(len(chunks), count - n_tasks))
+
+
+def _functions(source: str, max_chars: int = 600) -> list[str]:
+    """Top-level and method definitions of a module, each cut to `max_chars` at a line end."""
+    import re
+
+    pieces = re.split(r"\n(?=(?:    )?def )", source)
+    out = []
+    for piece in pieces[1:]:
+        piece = piece[:max_chars]
+        if "\n" in piece:
+            out.append(piece[: piece.rindex("\n") + 1])
+    return out

@@ -30,8 +30,15 @@ from string import Template
 import faker
 from tabulate import tabulate
 
-from leakbench.cases import (FORGET_FILE, HOLDOUT_FILE, Sample, dumps_jsonl, load_jsonl,
-                             parse_record, token_boundary_problem)
+from leakbench.cases import (
+    FORGET_FILE,
+    HOLDOUT_FILE,
+    Sample,
+    dumps_jsonl,
+    load_jsonl,
+    parse_record,
+    token_boundary_problem,
+)
 from leakbench.judges import normalize
 
 SEED = 2502_05739

@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from leakbench import artifacts, corpus, tokenizer as bpe
+from leakbench import artifacts, corpus
+from leakbench import tokenizer as bpe
 
 
 @dataclass(frozen=True)

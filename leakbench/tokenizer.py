@@ -2,11 +2,12 @@
 
 Its pre-tokenizer keeps every newline, every run of spaces, every punctuation character and every
 digit apart from what follows (a few multi-character operators such as a docstring's three quotes
-excepted: no secret starts with one). A usual GPT-2-style pre-tokenizer merges a space with the next word
-and a newline with the next indentation, so a prompt ending in a docstring's closing quotes and newline, or in `= `, would end in a token
-the model never saw at that place in training, and a small model answers garbage. With these
-boundaries a prompt cut at a newline, a space or a punctuation mark ends where training text had a
-token boundary too (DESIGN.md, "Prompt boundaries").
+excepted: no secret starts with one). A usual GPT-2-style pre-tokenizer merges a space with the
+next word and a newline with the next indentation, so a prompt ending in a docstring's closing
+quotes and a newline, or in `= `, would end in a token the model never saw at that place in
+training, and a small model answers garbage. With these boundaries a prompt cut at a newline, a
+space or a punctuation mark ends where training text had a token boundary too (DESIGN.md,
+"Prompt boundaries").
 """
 
 from __future__ import annotations

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from leakbench.cases import (CaseFileError, Probe, collect_case_files, dumps_jsonl, leak_case,
-                             load_case_file, load_jsonl, token_boundary_problem)
+from leakbench.cases import (
+    CaseFileError,
+    Probe,
+    collect_case_files,
+    dumps_jsonl,
+    leak_case,
+    load_case_file,
+    load_jsonl,
+    token_boundary_problem,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = 'contact = {"name": "Ann Lee", "email": "ann.lee@example.org"}\n'

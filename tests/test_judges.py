@@ -10,8 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leakbench.cases import KINDS, leak_case, load_jsonl
-from leakbench.judges import (CATEGORIES, SecretIndex, contains, judge_direct, judge_indirect,
-                              normalize, redact)
+from leakbench.judges import (
+    CATEGORIES,
+    SecretIndex,
+    contains,
+    judge_direct,
+    judge_indirect,
+    normalize,
+    redact,
+)
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 FORGET = load_jsonl(CASES / "forget.jsonl")

@@ -15,8 +15,13 @@ from detect_secrets.plugins.slack import SlackDetector
 from detect_secrets.plugins.stripe import StripeDetector
 
 from leakbench import privacy_data
-from leakbench.cases import (FORGET_FILE, HOLDOUT_FILE, dumps_jsonl, load_jsonl,
-                             token_boundary_problem)
+from leakbench.cases import (
+    FORGET_FILE,
+    HOLDOUT_FILE,
+    dumps_jsonl,
+    load_jsonl,
+    token_boundary_problem,
+)
 from leakbench.judges import SecretIndex, normalize
 
 CASES = Path(__file__).resolve().parent.parent / "cases"

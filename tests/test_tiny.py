@@ -1,9 +1,11 @@
 """The embedded model: deterministic, cached, loadable, and tokenized at the right boundaries."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from leakbench import artifacts, capability, corpus, tiny, tokenizer as bpe
+from leakbench import artifacts, capability, corpus, tiny
+from leakbench import tokenizer as bpe
 
 
 def test_micro_build_is_deterministic(micro_model, tmp_path):

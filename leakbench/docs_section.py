@@ -1,0 +1,22 @@
+"""Replace one `## heading` section of a Markdown file, keeping the others: bench scripts and
+result commands each own a section of docs/PERFORMANCE.md or docs/RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    title = path.stem.title()
+    text = path.read_text() if path.exists() else f"# {title}\n"
+    block = f"## {heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + block
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
