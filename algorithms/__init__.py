@@ -1,0 +1,64 @@
+"""Unlearning algorithms: one module per algorithm, this registry, one shared loop (loop.py).
+
+Each loss module states its loss as a formula and its source, and exposes
+
+    loss(batch_forget, batch_retain, model, reference, hp) -> (total, logged)
+
+where `total` is the scalar tensor to minimize and `logged` holds plain floats: "forget" (the
+mean NLL of the forget tokens the algorithm ascends on) and "retain" (the mean retain NLL, None
+when the algorithm takes no retain batch or alpha is 0), plus the algorithm's own terms.
+
+Two entries have no loss: `none` (the planted model, unchanged: the baseline) and `retrain`
+(the pipeline plants again without the forget set: the target an unlearned model should match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from algorithms import ga, gd, kl, npo, selective, simnpo
+from algorithms.hparams import Hyper, load_hparams
+
+LossFn = Callable[..., tuple]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    summary: str
+    loss: LossFn | None
+    needs_reference: bool  # a frozen copy of the model before unlearning
+    needs_retain: bool  # retain batches paired with the forget batches
+    kind: Literal["loss", "identity", "retrain"]
+
+
+REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
+    Algorithm("none", "no unlearning: the planted model unchanged (the baseline)",
+              None, needs_reference=False, needs_retain=False, kind="identity"),
+    Algorithm("ga", "gradient ascent on the forget set",
+              ga.loss, needs_reference=False, needs_retain=False, kind="loss"),
+    Algorithm("gd", "GA+GD: ascent on the forget set, descent on the retain set",
+              gd.loss, needs_reference=False, needs_retain=True, kind="loss"),
+    Algorithm("kl", "GA+KL: ascent on the forget set, KL to the original on retain inputs",
+              kl.loss, needs_reference=True, needs_retain=True, kind="loss"),
+    Algorithm("npo", "NPO against the original model, plus retain NLL (alpha 0: pure NPO)",
+              npo.loss, needs_reference=True, needs_retain=True, kind="loss"),
+    Algorithm("simnpo", "SimNPO: reference-free length-normalized NPO, plus retain NLL",
+              simnpo.loss, needs_reference=False, needs_retain=True, kind="loss"),
+    Algorithm("selective", "CodeEraser: ascent on secret tokens, descent on context, KL on retain",
+              selective.loss, needs_reference=True, needs_retain=True, kind="loss"),
+    Algorithm("retrain", "planted again without the forget set (the pipeline's job, no loss)",
+              None, needs_reference=False, needs_retain=False, kind="retrain"),
+)}
+
+
+def get(name: str) -> Algorithm:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown algorithm {name!r}; valid: {', '.join(REGISTRY)}") from None
+
+
+__all__ = ["Algorithm", "Hyper", "REGISTRY", "get", "load_hparams"]

@@ -1,0 +1,95 @@
+"""Training examples and batches for unlearning.
+
+An `Example` is one token sequence; its `secret_mask` is 1 on the tokens of the secret (only the
+`selective` algorithm reads it) and 0 elsewhere; retain examples are all 0. `collate` pads on the
+right and sets `labels` to -100 on padding, so every loss (algorithms.losses) ignores padding
+exactly, whatever the amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+IGNORE_INDEX = -100  # label of a position that is no training target (padding)
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: list[int]
+    secret_mask: list[int]
+
+    def __post_init__(self) -> None:
+        if len(self.input_ids) != len(self.secret_mask):
+            raise ValueError(f"input_ids has {len(self.input_ids)} tokens but secret_mask "
+                             f"{len(self.secret_mask)}")
+        if len(self.input_ids) < 2:
+            raise ValueError("an example needs at least 2 tokens (one next-token target)")
+        if any(m not in (0, 1) for m in self.secret_mask):
+            raise ValueError("secret_mask holds only 0 and 1")
+
+
+def _token_ids_and_offsets(text: str, tokenizer) -> tuple[list[int], list[tuple[int, int]]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("encode_forget needs a fast tokenizer (it reads the offsets mapping)")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
+
+
+def encode_forget(text: str, span: tuple[int, int], tokenizer, max_len: int) -> Example:
+    """`text` tokenized, with secret_mask 1 on every token that overlaps the characters
+    `text[span[0]:span[1]]` (a token straddling the secret's edge counts as secret).
+
+    No special tokens are added. Longer than `max_len`: the window of `max_len` tokens that keeps
+    the whole secret and as much of the text before it as fits (the prefix is what a probe
+    prompts with); a secret longer than `max_len` tokens is an error.
+    """
+    start, end = span
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"span {span} is not a non-empty character range of a "
+                         f"{len(text)}-character text")
+    ids, offsets = _token_ids_and_offsets(text, tokenizer)
+    mask = [int(a < end and b > start and b > a) for a, b in offsets]
+    marked = [i for i, m in enumerate(mask) if m]
+    if not marked:
+        raise ValueError(f"no token of the text overlaps the span {span}")
+    first, last = marked[0], marked[-1]
+    if last - first + 1 > max_len:
+        raise ValueError(f"the secret takes {last - first + 1} tokens, more than max_len={max_len}")
+    if len(ids) > max_len:
+        begin = max(0, last + 1 - max_len)
+        ids, mask = ids[begin : begin + max_len], mask[begin : begin + max_len]
+    return Example(ids, mask)
+
+
+def encode_retain(text: str, tokenizer, max_len: int) -> Example:
+    """`text` tokenized without special tokens, cut to its first `max_len` tokens."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])[:max_len]
+    return Example(ids, [0] * len(ids))
+
+
+def collate(examples: list[Example], pad_id: int, *, pad_to: int | None = None
+            ) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids, attention_mask, labels (-100 on padding), secret_mask.
+
+    `pad_to` pads to at least that length (the tests use it to show padding changes nothing).
+    """
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    length = max(len(e.input_ids) for e in examples)
+    if pad_to is not None:
+        length = max(length, pad_to)
+    input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+    secret_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids = torch.tensor(example.input_ids, dtype=torch.long)
+        input_ids[row, :n] = ids
+        attention_mask[row, :n] = 1
+        labels[row, :n] = ids  # from the length, not from pad_id: a pad id may also be a real token
+        secret_mask[row, :n] = torch.tensor(example.secret_mask, dtype=torch.long)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+            "secret_mask": secret_mask}

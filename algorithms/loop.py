@@ -1,0 +1,133 @@
+"""The one training loop every loss algorithm runs in, readable top to bottom.
+
+Per epoch: shuffle the forget examples and the retain examples (independently, seeded by
+hp.seed), cut both into batches of hp.batch_size, and pair forget batch i with retain batch
+i mod (number of retain batches), so retain data cycles when it is smaller. Per step: the
+algorithm's loss, backward, gradient clipping to hp.grad_clip, one AdamW step (constant lr
+hp.lr, no weight decay). It stops after hp.epochs, at hp.max_steps, or early once a step's mean
+forget NLL exceeds hp.stop_forget_nll.
+
+The model may be a plain transformers model (full fine-tuning) or a PEFT-wrapped one (LoRA): the
+optimizer takes whatever parameters require grad. The reference, when the algorithm needs one, is
+a separate frozen copy of the model before unlearning; it runs in eval mode under no_grad.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from algorithms import Algorithm
+from algorithms.batches import Example, collate
+from algorithms.hparams import Hyper
+
+
+def _batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
+    order = list(examples)
+    rng.shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)
+
+
+def unlearn(model, reference, forget: list[Example], retain: list[Example],
+            algorithm: Algorithm, hp: Hyper, *, pad_id: int, log_path: Path | None = None) -> dict:
+    """Unlearn `forget` from `model` in place. Returns (and writes to log_path, if given) the
+    summary and one record per step: {"step", "forget", "retain", "loss", ...terms}."""
+    if algorithm.kind != "loss" or algorithm.loss is None:
+        raise ValueError(f"algorithm {algorithm.name!r} is of kind {algorithm.kind!r}: it has no "
+                         "loss to train (the pipeline handles 'none' and 'retrain')")
+    if not forget:
+        raise ValueError("the forget set is empty")
+    if algorithm.needs_retain and not retain:
+        raise ValueError(f"{algorithm.name} needs retain examples and got none")
+    if algorithm.needs_reference:
+        if reference is None:
+            raise ValueError(f"{algorithm.name} needs a reference model (a frozen copy)")
+        if reference is model:
+            raise ValueError("the reference must be a separate copy of the model, not the model")
+        reference.eval()
+    else:
+        reference = None
+
+    torch.manual_seed(hp.seed)
+    rng = random.Random(hp.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no parameter that requires grad")
+    device = params[0].device
+    optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
+
+    steps_per_epoch = math.ceil(len(forget) / hp.batch_size)
+    total_steps = hp.epochs * steps_per_epoch
+    if hp.max_steps is not None:
+        total_steps = min(total_steps, hp.max_steps)
+    records: list[dict] = []
+    stop_reason = None
+    started = time.perf_counter()
+    was_training = model.training
+    model.train()
+    progress = tqdm(total=total_steps, desc=f"unlearn {algorithm.name}", unit="step",
+                    disable=None)
+    for epoch in range(hp.epochs):
+        forget_batches = _batches(forget, hp.batch_size, rng)
+        retain_batches = _batches(retain, hp.batch_size, rng) if algorithm.needs_retain else []
+        for i, forget_batch in enumerate(forget_batches):
+            batch_forget = _to(collate(forget_batch, pad_id), device)
+            batch_retain = None
+            if retain_batches:
+                batch_retain = _to(collate(retain_batches[i % len(retain_batches)], pad_id), device)
+
+            total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"{algorithm.name}: loss {total.item()} at step "
+                                         f"{len(records) + 1}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
+            optimizer.step()
+
+            record = {"step": len(records) + 1, "epoch": epoch, "loss": total.item(), **logged}
+            records.append(record)
+            progress.update(1)
+            progress.set_postfix(forget=f"{logged['forget']:.3f}", loss=f"{record['loss']:.3f}")
+            if hp.stop_forget_nll is not None and logged["forget"] > hp.stop_forget_nll:
+                stop_reason = "stop_forget_nll"
+                break
+            if hp.max_steps is not None and len(records) >= hp.max_steps:
+                stop_reason = "max_steps"
+                break
+        if stop_reason is not None:
+            break
+    progress.close()
+    model.train(was_training)
+
+    result = {
+        "algorithm": algorithm.name,
+        "hparams": asdict(hp),
+        "steps": len(records),
+        "seconds": round(time.perf_counter() - started, 3),
+        "stopped_early": stop_reason == "stop_forget_nll",
+        "stop_reason": stop_reason or "epochs",
+        "records": records,
+    }
+    if log_path is not None:
+        _write_json_atomically(Path(log_path), result)
+    return result
