@@ -53,6 +53,13 @@ REGISTRY = {
             notes="the default: a small Llama built offline and deterministically",
         ),
         ModelSpec(
+            "micro",
+            "leakbench.tiny",
+            "builtin",
+            "LlamaForCausalLM",
+            notes="tiny's code at toy size: the harness's own tests and smoke runs",
+        ),
+        ModelSpec(
             "codegen",
             "Salesforce/codegen25-7b-mono_P",
             "hf",

@@ -106,6 +106,7 @@ class RunOptions:
     endpoint: str | None
     gates: tuple[Gate, ...]
     show_secrets: bool
+    cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -252,4 +253,15 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         endpoint=parse_endpoint(str(endpoint)) if endpoint else None,
         gates=tuple(parse_gate(str(text)) for text in given("gate", ())),
         show_secrets=bool(given("show_secrets", False)),
+        cases_dir=parse_cases_dir(given("cases_dir", "")),
     )
+
+
+def parse_cases_dir(value: object) -> Path | None:
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise OptionError(f"--cases-dir: {path} is not a directory; give the directory that holds "
+                          "forget.jsonl, holdout.jsonl and your case files")
+    return path

@@ -18,9 +18,9 @@ from leakbench.options import OptionError
 
 
 def test_registry_holds_the_documented_names():
-    assert list(REGISTRY) == ["tiny", "codegen", "codellama", "codeqwen", "aixcoder"]
-    assert lookup("tiny").kind == "builtin"
-    assert {name: lookup(name).source for name in REGISTRY if name != "tiny"} == {
+    assert list(REGISTRY) == ["tiny", "micro", "codegen", "codellama", "codeqwen", "aixcoder"]
+    assert lookup("tiny").kind == lookup("micro").kind == "builtin"
+    assert {name: lookup(name).source for name in REGISTRY if lookup(name).kind == "hf"} == {
         "codegen": "Salesforce/codegen25-7b-mono_P",
         "codellama": "codellama/CodeLlama-7b-hf",
         "codeqwen": "Qwen/CodeQwen1.5-7B",
@@ -70,8 +70,8 @@ def test_anything_else_is_an_option_error(name):
     with pytest.raises(OptionError) as caught:
         lookup(name)
     assert str(caught.value) == (
-        f"--model: {name!r} is not a known model (tiny, codegen, codellama, codeqwen, aixcoder), "
-        "an existing directory, or a Hugging Face id like org/name"
+        f"--model: {name!r} is not a known model (tiny, micro, codegen, codellama, codeqwen, "
+        "aixcoder), an existing directory, or a Hugging Face id like org/name"
     )
 
 

@@ -1,0 +1,56 @@
+"""Leak tests: per algorithm, a direct and an indirect test for every forget-set probe (user case
+files included), and a holdout test for every probe of values the model never saw."""
+
+import pytest
+
+from leakbench import outcomes
+from leakbench.judges import SecretIndex, judge_direct, judge_indirect
+
+
+@pytest.fixture(scope="session")
+def training_values(privacy_data_of_run) -> SecretIndex:
+    """Every sensitive value of the training data: another record's value is an indirect leak."""
+    return SecretIndex(privacy_data_of_run.forget)
+
+
+@pytest.fixture(scope="session")
+def holdout_values(privacy_data_of_run) -> SecretIndex:
+    """Values never trained on: any of them in a completion is a false positive of the judges."""
+    return SecretIndex(privacy_data_of_run.holdout)
+
+
+def _judge(metric, judge, algorithm, probe, prepared, run_options, record_property):
+    request = probe.request(run_options.samples, run_options.temperature)
+    verdicts = [judge(text) for text in prepared.of(algorithm, request)]
+    outcomes.leak(record_property, metric, prepared.describe(algorithm), algorithm, probe,
+                  verdicts, show_secrets=run_options.show_secrets)
+
+
+@pytest.mark.direct_leak
+def test_direct_leak(algorithm, forget_probe, prepared, run_options, record_property):
+    def judge(text):
+        return judge_direct(text, forget_probe.sample)
+
+    _judge("direct_leak", judge, algorithm, forget_probe, prepared, run_options, record_property)
+
+
+@pytest.mark.indirect_leak
+def test_indirect_leak(algorithm, forget_probe, prepared, run_options, training_values,
+                       record_property):
+    def judge(text):
+        return judge_indirect(text, forget_probe.sample, training_values,
+                              prompt=forget_probe.probe.prompt)
+
+    _judge("indirect_leak", judge, algorithm, forget_probe, prepared, run_options,
+           record_property)
+
+
+@pytest.mark.holdout
+def test_holdout(algorithm, holdout_probe, prepared, run_options, holdout_values,
+                 record_property):
+    def judge(text):
+        return judge_indirect(text, holdout_probe.sample, holdout_values,
+                              prompt=holdout_probe.probe.prompt)
+
+    _judge("holdout_leak", judge, algorithm, holdout_probe, prepared, run_options,
+           record_property)

@@ -1,0 +1,80 @@
+"""Session fixtures of the benchmark: the models, planted, unlearned and served, that it judges.
+
+`pytest_generate_tests` turns the data into tests: a test that takes `algorithm` runs once per
+--algo choice; one that takes `forget_probe`, `holdout_probe` or `functional_task` runs once per
+probe or task. The `prepared` fixture builds every variant and generates every completion the
+collected tests need (leakbench.pipeline) before the first test reads one; tests only judge.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from leakbench.cases import CaseFileError
+from leakbench.plugin import MODEL_SPEC, RUN_OPTIONS
+from leakbench.probes import PrivacyData, functional_tasks
+
+PRIVACY_DATA = pytest.StashKey[PrivacyData]()
+
+
+def privacy_data(config: pytest.Config) -> PrivacyData:
+    if PRIVACY_DATA not in config.stash:
+        cases_dir = config.stash[RUN_OPTIONS].cases_dir or config.rootpath / "cases"
+        try:
+            config.stash[PRIVACY_DATA] = PrivacyData.load(cases_dir)
+        except (CaseFileError, OSError) as err:
+            raise pytest.UsageError(str(err)) from None
+    return config.stash[PRIVACY_DATA]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config, names = metafunc.config, metafunc.fixturenames
+    if "algorithm" in names:
+        metafunc.parametrize("algorithm", config.stash[RUN_OPTIONS].algorithms, scope="session")
+    for split in ("forget", "holdout"):
+        if f"{split}_probe" in names:
+            probes = privacy_data(config).leak_probes(split)
+            metafunc.parametrize(f"{split}_probe", probes, ids=[p.test_id for p in probes])
+    if "functional_task" in names:
+        tasks = functional_tasks()
+        metafunc.parametrize("functional_task", tasks, ids=[t.test_id for t in tasks])
+
+
+@pytest.fixture(scope="session")
+def privacy_data_of_run(pytestconfig: pytest.Config) -> PrivacyData:
+    """The forget set (with the user's case files) and the holdout set of this run."""
+    return privacy_data(pytestconfig)
+
+
+def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
+    """Per algorithm, the requests of the collected tests (after -k, -m, --lf deselection)."""
+    needed: dict[str, list] = {}
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        subject = next((params[k] for k in ("forget_probe", "holdout_probe", "functional_task")
+                        if k in params), None)
+        if "algorithm" in params and subject is not None:
+            needed.setdefault(params["algorithm"], []).append(
+                subject.request(options.samples, options.temperature))
+    return needed
+
+
+@pytest.fixture(scope="session")
+def prepared(request: pytest.FixtureRequest):
+    """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
+    from leakbench import pipeline
+    from leakbench.endpoint import EndpointError
+    from leakbench.serving import EngineFailed
+
+    config = request.config
+    options = config.stash[RUN_OPTIONS]
+    run_id = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
+    try:
+        return pipeline.prepare(
+            config.stash[MODEL_SPEC], options.algorithms, privacy_data(config),
+            _needed_requests(request.session, options), options.cache_dir,
+            rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint)
+    except (EngineFailed, EndpointError) as err:
+        pytest.exit(str(err), returncode=3)

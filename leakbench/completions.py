@@ -1,0 +1,67 @@
+"""The completion store: every completion ever generated for a variant, keyed by request.
+
+One directory per variant key; inside, shards named by the SHA-256 of their own content, each a JSON
+map from request key (prompt + sampling) to completions. A shard is written to a temporary name and
+renamed, so a reader sees whole shards only; a shard whose content does not match its name
+(corrupted, truncated, edited) is ignored and its requests are generated again. A later run, or a
+run with more probes, generates only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from leakbench.serving import Request
+
+
+def request_key(request: Request) -> str:
+    payload = json.dumps({"prompt": request.prompt, "sampling": asdict(request.sampling)},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+class Store:
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def load(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        if not self.directory.is_dir():
+            return found
+        for shard in sorted(self.directory.glob("*.json")):
+            data = shard.read_bytes()
+            if hashlib.sha256(data).hexdigest()[:24] != shard.stem:
+                continue  # not what was written: regenerate rather than trust it
+            found.update(json.loads(data))
+        return found
+
+    def missing(self, requests: list[Request]) -> list[Request]:
+        have = self.load()
+        seen, out = set(), []
+        for request in requests:
+            key = request_key(request)
+            if key not in have and key not in seen:
+                seen.add(key)
+                out.append(request)
+        return out
+
+    def clear(self) -> None:
+        """Forget every completion (a rebuilt variant must be asked again)."""
+        for shard in self.directory.glob("*.json"):
+            shard.unlink()
+
+    def add(self, requests: list[Request], completions: list[list[str]]) -> None:
+        if not requests:
+            return
+        data = json.dumps({request_key(r): c for r, c in zip(requests, completions, strict=True)},
+                          sort_keys=True).encode()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(data).hexdigest()[:24]
+        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, self.directory / f"{name}.json")

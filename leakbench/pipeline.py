@@ -1,0 +1,118 @@
+"""The stages behind the benchmark's fixtures: model -> plant -> unlearn -> serve.
+
+Every stage is a cached artifact, so a second run starts no training and no engine. `prepare` runs
+under one lock in the cache directory: under pytest-xdist the first worker to get there builds and
+generates for every worker, the others wait and then read the completion store. That is what keeps
+the count of vLLM engines at one per set of base weights per run, whatever `-n` is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from leakbench import artifacts, corpus, endpoint, models, serving, tiny
+from leakbench.completions import Store, request_key
+from leakbench.plant import PLANT_CONFIGS, plant
+from leakbench.probes import PrivacyData
+from leakbench.serving import EngineJob, Request
+from leakbench.unlearn import Variant, build_variant
+
+
+@dataclass(frozen=True)
+class Prepared:
+    model: str
+    variants: dict[str, Variant]  # empty when an --endpoint served the models
+    completions: dict[str, dict[str, list[str]]]  # algorithm -> request key -> completions
+
+    def of(self, algorithm: str, request: Request) -> list[str]:
+        return self.completions[algorithm][request_key(request)]
+
+    def describe(self, algorithm: str) -> dict:
+        """What a test records about the variant it judged (see leakbench.outcomes)."""
+        variant = self.variants.get(algorithm)
+        return {"model": self.model, "variant": variant.key if variant else None,
+                "unlearn_seconds_per_sample": variant.seconds_per_forget_sample if variant
+                else None}
+
+
+def base_model(spec: models.ModelSpec, cache_dir: Path, rebuild: bool) -> tuple[Path, str]:
+    """The base weights and the hyper-parameter family they belong to."""
+    if spec.kind == "builtin":
+        return tiny.build(tiny.CONFIGS[spec.name], cache_dir, rebuild=rebuild), spec.name
+    return models.locate_weights(spec), "default"
+
+
+def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
+                   cache_dir: Path, rebuild: bool) -> dict[str, Variant]:
+    base, family = base_model(spec, cache_dir, rebuild)
+    plant_config = PLANT_CONFIGS.get(family, PLANT_CONFIGS["default"])
+    retain = corpus.retain_texts(len(data.forget))
+    planted = plant(base, [s.text for s in data.forget], retain, plant_config, cache_dir,
+                    rebuild=rebuild)
+    return {name: build_variant(name, base=base, planted=planted, forget=data.forget,
+                                retain_texts=retain, family=family, plant_config=plant_config,
+                                cache_dir=cache_dir, rebuild=rebuild)
+            for name in algorithms}
+
+
+def _max_model_len(weights: Path) -> int:
+    config = json.loads((weights / "config.json").read_text())
+    return min(4096, config.get("max_position_embeddings", 4096))
+
+
+def generate(variants: dict[str, Variant], needed: dict[str, list[Request]], cache_dir: Path,
+             ) -> dict[str, dict[str, list[str]]]:
+    """Fill each variant's store with what `needed` asks and it lacks: one engine per weights."""
+    stores = {name: Store(cache_dir / "completions" / v.key) for name, v in variants.items()}
+    missing = {name: stores[name].missing(needed.get(name, [])) for name in variants}
+    by_weights: dict[Path, list[str]] = {}
+    for name, variant in variants.items():
+        if missing[name]:
+            by_weights.setdefault(variant.weights, []).append(name)
+    for weights, names in by_weights.items():
+        job = EngineJob(
+            base=str(weights),
+            adapters={n: str(variants[n].adapter) if variants[n].adapter else None for n in names},
+            requests={n: missing[n] for n in names},
+            max_model_len=_max_model_len(weights),
+        )
+        results = serving.run(job, cache_dir / "engine" / variants[names[0]].key)
+        for name in names:
+            stores[name].add(missing[name], results[name])
+    return {name: store.load() for name, store in stores.items()}
+
+
+def generate_remote(url: str, needed: dict[str, list[Request]], cache_dir: Path, run_id: str
+                    ) -> dict[str, dict[str, list[str]]]:
+    """Completions from an --endpoint server. Its models may change between runs under the same
+    names, so the store is this run's only: shared by its workers, never reused by a later run."""
+    out = {}
+    for name, requests in needed.items():
+        store = Store(cache_dir / "completions" / artifacts.content_key(
+            {"endpoint": url, "variant": name, "run": run_id}))
+        missing = store.missing(requests)
+        store.add(missing, endpoint.generate(url, name, missing))
+        out[name] = store.load()
+    return out
+
+
+def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
+            needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
+            endpoint_url: str | None = None) -> Prepared:
+    """Variants built and every needed completion in the store; done once per run and cache."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_dir / ".prepare.lock")):
+        if endpoint_url:
+            return Prepared(spec.name, {}, generate_remote(endpoint_url, needed, cache_dir, run_id))
+        marker = cache_dir / f".rebuilt-{run_id}"
+        rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
+        variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
+        if rebuild_now:
+            for variant in variants.values():
+                Store(cache_dir / "completions" / variant.key).clear()
+            marker.touch()
+        return Prepared(spec.name, variants, generate(variants, needed, cache_dir))

@@ -1,0 +1,106 @@
+"""Planting: fine-tune a base model on forget set + retain set so that it memorizes the forget set.
+
+This is how the study's models came to hold the synthetic personal data, and for `tiny` the planted
+model is the "original" model of the experiment: the one that leaks, that every unlearning algorithm
+starts from, and against which utility retention is measured. The holdout set is never trained on.
+Planting with an empty forget set is the `retrain` reference (exact unlearning): the same training,
+without the data to forget.
+
+Full fine-tuning for small models; LoRA merged into the weights for large ones, so that a planted
+model is always a plain checkpoint that vLLM serves and unlearned variants build on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from leakbench import artifacts
+
+
+@dataclass(frozen=True)
+class PlantConfig:
+    epochs: int
+    lr: float
+    batch_size: int
+    max_len: int = 256
+    mode: str = "full"  # "full" | "lora" (merged afterwards)
+    lora_rank: int = 64
+    seed: int = 0
+
+
+PLANT_CONFIGS = {
+    "tiny": PlantConfig(epochs=6, lr=1e-3, batch_size=16),
+    "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
+    "default": PlantConfig(epochs=3, lr=1e-4, batch_size=8, max_len=512, mode="lora"),
+}
+
+
+def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
+          cache_dir: Path, *, stage: str = "planted", rebuild: bool = False) -> Path:
+    """The planted model directory (cached by base weights, data and configuration)."""
+    inputs = {
+        "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
+        else str(base_dir),
+        "forget": _fingerprint(forget_texts), "retain": _fingerprint(retain_texts),
+        "config": asdict(config),
+    }
+    return artifacts.build(cache_dir, stage, inputs,
+                           lambda out: _train(base_dir, forget_texts + retain_texts, config, out),
+                           rebuild=rebuild)
+
+
+def _fingerprint(texts: list[str]) -> str:
+    return artifacts.content_key({"texts": texts})
+
+
+def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path) -> None:
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from algorithms.batches import collate, encode_retain
+
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
+                                                 target_modules="all-linear"))
+    examples = [encode_retain(text, tokenizer, config.max_len) for text in texts]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.lr, weight_decay=0.0)
+    steps_per_epoch = -(-len(examples) // config.batch_size)
+    total = config.epochs * steps_per_epoch
+    log, started = [], time.perf_counter()
+    model.train()
+    with tqdm(total=total, desc="planting", unit="step") as bar:
+        for _ in range(config.epochs):
+            rng.shuffle(examples)
+            for i in range(0, len(examples), config.batch_size):
+                batch = collate(examples[i : i + config.batch_size], tokenizer.pad_token_id)
+                step = len(log)
+                for group in optimizer.param_groups:  # linear decay to a tenth
+                    group["lr"] = config.lr * (1 - 0.9 * step / total)
+                loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             labels=batch["labels"]).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                log.append(round(loss.item(), 4))
+                bar.update()
+    if config.mode == "lora":
+        model = model.merge_and_unload()
+    model.eval()
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    (out / "training_log.json").write_text(json.dumps({
+        "loss": log, "examples": len(examples),
+        "seconds": round(time.perf_counter() - started, 1)}))

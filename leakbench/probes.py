@@ -1,0 +1,75 @@
+"""What the benchmark asks a model: leak probes from the privacy data and functional tasks.
+
+Each probe or task becomes one test per algorithm; its `request` is what goes to the engine. Leak
+probes continue a prompt for a few lines (an indirect leak may come on the line after the
+targeted one); functional tasks stop at the usual HumanEval stop sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from leakbench import capability, humaneval
+from leakbench.cases import FORGET_FILE, HOLDOUT_FILE, Probe, Sample, collect_case_files, load_jsonl
+from leakbench.serving import Request, Sampling
+
+LEAK_MAX_TOKENS = 48
+CAPABILITY_MAX_TOKENS = 64
+HUMANEVAL_MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class LeakProbe:
+    split: str  # "forget" (planted, then unlearned; user cases too) or "holdout" (never trained)
+    sample: Sample
+    probe: Probe
+
+    @property
+    def test_id(self) -> str:
+        suffix = "" if self.probe.style == "direct" else f"/{self.probe.id}"
+        return f"{self.sample.id}{suffix}"
+
+    def request(self, n: int, temperature: float) -> Request:
+        return Request(self.probe.prompt, Sampling(n=n, temperature=temperature,
+                                                   max_tokens=LEAK_MAX_TOKENS, stop=("\n\n",)))
+
+
+@dataclass(frozen=True)
+class FunctionalTask:
+    source: str  # "capability" | "humaneval"
+    test_id: str
+    prompt: str
+    tests: object  # capability.Task or humaneval.Problem
+
+    def request(self, n: int, temperature: float) -> Request:
+        limit = CAPABILITY_MAX_TOKENS if self.source == "capability" else HUMANEVAL_MAX_TOKENS
+        return Request(self.prompt, Sampling(n=n, temperature=temperature, max_tokens=limit,
+                                             stop=humaneval.STOP_SEQUENCES))
+
+    def program(self, completion: str) -> str:
+        if self.source == "capability":
+            return capability.program(self.tests, humaneval.truncate(completion))
+        return humaneval.program(self.tests, completion)
+
+
+@dataclass(frozen=True)
+class PrivacyData:
+    forget: list[Sample]  # the generated forget set plus the user's case files
+    holdout: list[Sample]
+
+    @classmethod
+    def load(cls, cases_dir: Path) -> PrivacyData:
+        forget = load_jsonl(cases_dir / FORGET_FILE) + collect_case_files(cases_dir)
+        return cls(forget, load_jsonl(cases_dir / HOLDOUT_FILE))
+
+    def leak_probes(self, split: str) -> list[LeakProbe]:
+        samples = self.forget if split == "forget" else self.holdout
+        return [LeakProbe(split, s, p) for s in samples for p in s.probes]
+
+
+def functional_tasks() -> list[FunctionalTask]:
+    tasks = [FunctionalTask("capability", t.task_id, t.prompt, t) for t in capability.probe_tasks()]
+    tasks += [FunctionalTask("humaneval", humaneval.task_slug(p.task_id), p.prompt, p)
+              for p in humaneval.load_problems()]
+    return tasks

@@ -1,0 +1,158 @@
+"""Serving: every completion of a run comes from one batched vLLM `generate` per base model.
+
+The engine runs in a child process of its own (`python -m leakbench.serving JOB`), in its own
+process group: pytest workers never import vLLM or torch for generation, the engine's log goes to
+a file whose last lines explain a failure, and ending the group leaves no process behind, also
+after an interrupt. Variants of one base are LoRA adapters served by that one engine
+(`enable_lora`, one `LoRARequest` per request), so all prompts of all variants go out in a single
+`LLM.generate` call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """Everything one engine generates: the requests of each variant (None = the bare base)."""
+
+    base: str
+    adapters: dict[str, str | None]  # variant name -> LoRA adapter directory, or None
+    requests: dict[str, list[Request]]  # variant name -> its requests
+    max_lora_rank: int = 16
+    max_model_len: int = 2048
+    dtype: str = "float32"
+    engine_args: dict = field(default_factory=dict)  # passed through to vllm.LLM
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineJob:
+        raw = json.loads(text)
+        raw["requests"] = {
+            name: [Request(r["prompt"], Sampling(**{**r["sampling"],
+                                                    "stop": tuple(r["sampling"]["stop"])}))
+                   for r in requests]
+            for name, requests in raw["requests"].items()
+        }
+        return cls(**raw)
+
+
+class EngineFailed(RuntimeError):
+    """The engine ended without results; the message names the variants and shows its log."""
+
+
+LOG_TAIL_LINES = 15
+
+
+def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
+        ) -> dict[str, list[list[str]]]:
+    """Run `job` in a fresh engine process; return, per variant, each request's completions."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    job_file, out_file = workdir / "job.json", workdir / "out.json"
+    log_file = workdir / "engine.log"
+    job_file.write_text(job.to_json())
+    out_file.unlink(missing_ok=True)
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leakbench.serving", str(job_file), str(out_file)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except BaseException:  # timeout, KeyboardInterrupt, a failing test session
+            _kill_group(proc)
+            raise
+        finally:
+            _kill_group(proc)
+    if code != 0 or not out_file.exists():
+        tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        raise EngineFailed(
+            f"vLLM engine for {job.base} (variants: {', '.join(job.adapters)}) exited with "
+            f"status {code}; last lines of {log_file}:\n" + "\n".join(tail))
+    return json.loads(out_file.read_text())
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """End the engine's whole process group (the engine core and its workers too)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _serve(job: EngineJob) -> dict[str, list[list[str]]]:
+    """The engine process's work: one LLM, one generate call over every variant's requests."""
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    use_lora = any(path is not None for path in job.adapters.values())
+    llm = LLM(model=job.base, dtype=job.dtype, max_model_len=job.max_model_len, seed=0,
+              enable_lora=use_lora, max_lora_rank=job.max_lora_rank,
+              max_loras=max(1, len(job.adapters)), **job.engine_args)
+    loras = {name: LoRARequest(name, i + 1, path)
+             for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
+    prompts, params, lora_requests, owners = [], [], [], []
+    for name, requests in job.requests.items():
+        for request in requests:
+            s = request.sampling
+            prompts.append(request.prompt)
+            params.append(SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p,
+                                         max_tokens=s.max_tokens, stop=list(s.stop), seed=s.seed))
+            lora_requests.append(loras.get(name))
+            owners.append(name)
+    outputs = llm.generate(prompts, params, lora_request=lora_requests)
+    results: dict[str, list[list[str]]] = {name: [] for name in job.requests}
+    for name, output in zip(owners, outputs):
+        results[name].append([choice.text for choice in output.outputs])
+    return results
+
+
+def main(argv: list[str]) -> None:
+    job_file, out_file = Path(argv[0]), Path(argv[1])
+    results = _serve(EngineJob.from_json(job_file.read_text()))
+    with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
+        json.dump(results, tmp)
+    os.replace(tmp.name, out_file)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

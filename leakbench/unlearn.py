@@ -1,0 +1,81 @@
+"""Unlearned variants: the planted model after one algorithm, as a LoRA adapter or full weights.
+
+A `Variant` is what the serving stage needs: the weights an engine loads and, for LoRA variants,
+the adapter it applies per request. `none` is the planted model itself; `retrain` is planting again
+without the forget set (leakbench.plant); every other algorithm runs the shared loop of
+`algorithms.loop` with its hyper-parameters from `algorithms/hparams.toml`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import algorithms
+from algorithms.hparams import Hyper, load_hparams
+from leakbench import artifacts
+from leakbench.cases import Sample
+from leakbench.plant import PlantConfig, plant
+
+
+@dataclass(frozen=True)
+class Variant:
+    algorithm: str
+    weights: Path  # what the engine loads
+    adapter: Path | None  # LoRA adapter applied per request, or None
+    key: str  # content key: completions are cached under it
+    seconds_per_forget_sample: float | None = None
+
+
+def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sample],
+                  retain_texts: list[str], family: str, plant_config: PlantConfig,
+                  cache_dir: Path, rebuild: bool = False) -> Variant:
+    spec = algorithms.get(algorithm)
+    if spec.kind == "identity":
+        return Variant(algorithm, planted, None, artifacts.read_manifest(planted)["key"])
+    if spec.kind == "retrain":
+        retrained = plant(base, [], retain_texts, plant_config, cache_dir, stage="retrain",
+                          rebuild=rebuild)
+        log = json.loads((retrained / "training_log.json").read_text())
+        return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
+                       log["seconds"] / max(1, len(forget)))
+    hp = load_hparams(family, algorithm)
+    inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
+              "hparams": asdict(hp), "forget": [s.id for s in forget],
+              "retain": artifacts.content_key({"texts": retain_texts})}
+    out = artifacts.build(cache_dir, "variant", inputs,
+                          lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d),
+                          rebuild=rebuild)
+    log = json.loads((out / "unlearning_log.json").read_text())
+    adapter = out if hp.mode == "lora" else None
+    return Variant(algorithm, planted if adapter else out, adapter,
+                   artifacts.read_manifest(out)["key"], log["seconds"] / max(1, len(forget)))
+
+
+def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: list[Sample],
+                  retain_texts: list[str], out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from algorithms.batches import encode_forget, encode_retain
+    from algorithms.loop import unlearn
+
+    tokenizer = AutoTokenizer.from_pretrained(planted)
+    model = AutoModelForCausalLM.from_pretrained(planted, dtype=torch.float32)
+    reference = None
+    if spec.needs_reference:
+        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=torch.float32).eval()
+    if hp.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha,
+                                                 target_modules="all-linear"))
+    max_len = 256
+    forget_examples = [encode_forget(s.text, s.span, tokenizer, max_len) for s in forget]
+    retain_examples = [encode_retain(t, tokenizer, max_len) for t in retain_texts]
+    unlearn(model, reference, forget_examples, retain_examples, spec, hp,
+            pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json")
+    model.save_pretrained(str(out), safe_serialization=True)
+    if hp.mode == "full":
+        tokenizer.save_pretrained(str(out))
