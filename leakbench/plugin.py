@@ -3,9 +3,16 @@
 Options are validated once per process in `pytest_configure`, so a mistyped value stops the run
 with one line (``ERROR: --algo: ...``) before any model is built. Nothing heavy is imported here:
 this module is loaded by every pytest run in the environment.
+
+Reporting happens on the controller only (the process without `workerinput` under xdist): each
+test's `leakbench` record arrives with its report in `pytest_runtest_logreport` and is kept in
+`config.stash`; `pytest_sessionfinish` builds the summary from those records, writes the report
+files and, when --gate is given, sets the exit status; `pytest_terminal_summary` prints it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +28,11 @@ from leakbench.options import (
     RunOptions,
     parse_options,
 )
+from reports.files import write_reports
+from reports.manifest import build_manifest
+from reports.records import Collected
+from reports.render import render
+from reports.summary import Summary, summarize
 
 MARKERS = {
     "direct_leak": "passes when the completion does not contain the targeted secret",
@@ -32,6 +44,11 @@ MARKERS = {
 
 RUN_OPTIONS = pytest.StashKey[RunOptions]()
 MODEL_SPEC = pytest.StashKey[ModelSpec]()
+COLLECTED = pytest.StashKey[Collected]()  # set on the controller only
+SUMMARY = pytest.StashKey[Summary]()
+REPORT_DIR = pytest.StashKey[Path]()
+REPORT_LINE = pytest.StashKey[str]()  # where the report files went, or why they did not
+DEFAULT_REPORT_DIR = Path("reports", "out")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,9 +100,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"ops <=, >=, <, >, ==; metrics: {', '.join(GATE_METRICS)}",
     )
     group.addoption(
+        "--cases-dir",
+        default=None,
+        help="directory of the privacy data and leak-case files (default: cases/ in the rootdir)",
+    )
+    group.addoption(
         "--show-secrets",
         action="store_true",
         help="show secret values in reports and failure messages instead of masking them",
+    )
+    group.addoption(
+        "--report-dir",
+        default=None,
+        help="where results.md, results.csv, results.json and leak_utility.png are written "
+        f"(default: {DEFAULT_REPORT_DIR} in the rootdir)",
     )
 
 
@@ -99,6 +127,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
     config.stash[RUN_OPTIONS] = options
     config.stash[MODEL_SPEC] = spec
+    if options.gates and config.option.maxfail:
+        raise pytest.UsageError("--gate: cannot be combined with -x or --maxfail: a leak is a "
+                                "failed test, and the gates need the whole run")
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config.stash[REPORT_DIR] = _report_dir(config)
+        collected = config.stash[COLLECTED] = Collected()
+        config.pluginmanager.register(_RecordCollector(collected), "leakbench-records")
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +146,61 @@ def run_options(pytestconfig: pytest.Config) -> RunOptions:
 def model_spec(pytestconfig: pytest.Config) -> ModelSpec:
     """What --model resolved to; `leakbench.models.locate_weights` finds its weights."""
     return pytestconfig.stash[MODEL_SPEC]
+
+
+def _report_dir(config: pytest.Config) -> Path:
+    given = config.getoption("report_dir")
+    directory = Path(given).expanduser() if given else config.rootpath / DEFAULT_REPORT_DIR
+    if directory.exists() and not directory.is_dir():
+        raise pytest.UsageError(f"--report-dir: {directory} exists and is not a directory")
+    return directory
+
+
+class _RecordCollector:
+    """`pytest_runtest_logreport` gets only the report: this object hands it the run's
+    `Collected`, which lives in `config.stash`."""
+
+    def __init__(self, collected: Collected) -> None:
+        self.collected = collected
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collected.add(report)
+
+
+def _write_reports(config: pytest.Config, summary: Summary, exitstatus: int) -> str:
+    """Write the report files; the line that says where they are, or why they are not."""
+    collected, directory = config.stash[COLLECTED], config.stash[REPORT_DIR]
+    manifest = build_manifest(config.stash[RUN_OPTIONS], config.invocation_params.args,
+                              collected.started, int(exitstatus))
+    try:
+        written = write_reports(summary, manifest, directory)
+    except OSError as err:
+        return f"LeakBench could not write its reports to {directory}: {err}"
+    return f"LeakBench reports in {directory}: {', '.join(path.name for path in written)}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if COLLECTED not in config.stash:
+        return  # an xdist worker: its reports reach the controller, which reports
+    options, collected = config.stash[RUN_OPTIONS], config.stash[COLLECTED]
+    if config.option.collectonly or not (collected.records or options.gates):
+        return
+    summary = config.stash[SUMMARY] = summarize(collected, options.gates)
+    if collected.records:
+        config.stash[REPORT_LINE] = _write_reports(config, summary, exitstatus)
+    # Gates decide between success and failure (a leak is a failed test, so failed tests alone
+    # do not fail a gated run); an interrupted or broken run keeps pytest's own status.
+    if options.gates and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        passed = summary.gates_hold
+        session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if SUMMARY not in config.stash:
+        return
+    terminalreporter.write_sep("=", "LeakBench results")
+    for line in render(config.stash[SUMMARY], markdown=False).splitlines():
+        terminalreporter.write_line(line)
+    if REPORT_LINE in config.stash:
+        terminalreporter.write_line(config.stash[REPORT_LINE])

@@ -62,8 +62,9 @@ def test_defaults_reach_the_session_fixtures(pytester):
     [
         ("--algo=ga,foo", ("ERROR: --algo: unknown algorithm 'foo'; valid: none, ga, gd, kl, npo, "
          "simnpo, selective, retrain, all, or a comma list")),
-        ("--model=xyz", ("ERROR: --model: 'xyz' is not a known model (tiny, codegen, codellama, "
-         "codeqwen, aixcoder), an existing directory, or a Hugging Face id like org/name")),
+        ("--model=xyz", ("ERROR: --model: 'xyz' is not a known model (tiny, micro, codegen, "
+         "codellama, codeqwen, aixcoder), an existing directory, or a Hugging Face id like "
+         "org/name")),
         ("--gate=leaks<=0.1", ("ERROR: --gate: unknown metric 'leaks' in 'leaks<=0.1'; valid: "
          "direct_leak, indirect_leak, holdout_leak, capability_pass1, humaneval_pass1, "
          "utility_retention, ma, el10, mia_auc, privleak")),
@@ -136,9 +137,10 @@ def test_help_shows_the_leakbench_group(pytester):
     group = " ".join(" ".join(lines[start : lines.index("", start)]).split())  # unwrapped
     for text in [
         (
-            "--model=MODEL model to test (default: tiny): tiny (leakbench.tiny), codegen "
-            "(Salesforce/codegen25-7b-mono_P), codellama (codellama/CodeLlama-7b-hf), codeqwen "
-            "(Qwen/CodeQwen1.5-7B), aixcoder (aiXcoder/aixcoder-7b-base), a Hugging Face id"
+            "--model=MODEL model to test (default: tiny): tiny (leakbench.tiny), micro "
+            "(leakbench.tiny), codegen (Salesforce/codegen25-7b-mono_P), codellama "
+            "(codellama/CodeLlama-7b-hf), codeqwen (Qwen/CodeQwen1.5-7B), aixcoder "
+            "(aiXcoder/aixcoder-7b-base), a Hugging Face id"
         ),
         "--algo=ALGO unlearning algorithms, 'all' or a comma list (default: none,ga,gd,kl)",
         "gd = GA+GD: gradient ascent on the forget set, gradient descent on the retain set",

@@ -1,0 +1,14 @@
+"""LeakBench's reports: the result table of a run, its files, comparisons and release gates.
+
+Built from the `leakbench` records that the benchmark's tests attach to their reports
+(leakbench.outcomes), never from the probe data, so no secret can reach a report.
+
+- `records`: reading the records off the reports (`Collected`, `Record`)
+- `rows`: one row of numbers per (model, algorithm) (`build_rows`)
+- `shifts`: leak state changes from the planted model, per probe (`leak_shifts`)
+- `gates`: ``--gate`` conditions checked on the rows (`check`)
+- `summary`: all of the above for one run (`summarize`)
+- `formatting`, `render`: headers, cells and the text tables (terminal and Markdown)
+- `manifest`, `chart`, `files`: results.json's manifest, leak_utility.png, the files written
+- `compare`: ``python -m reports.compare A.json B.json``
+"""

@@ -1,0 +1,94 @@
+"""The run's report files: results.md, results.csv, results.json and leak_utility.png.
+
+Each is written to a temporary name beside its place and renamed into it, so a reader (or a CI
+step that uploads the directory) never sees half a file. The files hold the rows' numbers, the
+per-probe outcomes as recorded (ids, categories, counts: the records carry no secret, and only
+their known fields are kept) and the manifest; never a test's failure message.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from reports.chart import write_chart
+from reports.render import render
+from reports.rows import metric_names
+from reports.shifts import MOVES
+from reports.summary import Summary
+
+FORMAT = "leakbench-results/1"
+FILES = ("results.md", "results.csv", "results.json", "leak_utility.png")
+
+
+def results_json(summary: Summary, manifest: dict) -> dict:
+    return {
+        "format": FORMAT,
+        "manifest": manifest,
+        "rows": [{"model": row.model, "algorithm": row.algorithm, "variant": row.variant,
+                  "metrics": row.metrics,
+                  "counts": {name: {"positives": c.positives, "total": c.total}
+                             for name, c in row.counts.items()},
+                  "retention_basis": list(row.retention_basis)} for row in summary.rows],
+        "shifts": [{"model": s.model, "algorithm": s.algorithm, "compared": s.compared,
+                    "unchanged": s.unchanged,
+                    "moves": {f"{a}->{b}": s.moves[(a, b)] for a, b in MOVES}}
+                   for s in summary.shifts],
+        "gates": [{"gate": str(r.gate), "model": None if r.row is None else r.row.model,
+                   "algorithm": None if r.row is None else r.row.algorithm, "value": r.value,
+                   "holds": r.holds, "reason": r.reason} for r in summary.gates],
+        "unrecorded": [{"test": u.test, "why": u.why} for u in summary.unrecorded],
+        "outcomes": [record.as_dict() for record in summary.records],
+    }
+
+
+def _write_csv(summary: Summary, path: Path) -> None:
+    names = metric_names(summary.rows)
+    counted = [name for name in names if any(name in row.counts for row in summary.rows)]
+    columns = ["model", "algorithm", "variant", "retention_basis", *names,
+               *(f"{name}_{part}" for name in counted for part in ("positives", "total"))]
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, columns)
+        writer.writeheader()
+        for row in summary.rows:
+            counts = {f"{name}_{part}": getattr(count, part)
+                      for name, count in row.counts.items() for part in ("positives", "total")}
+            writer.writerow({"model": row.model, "algorithm": row.algorithm,
+                             "variant": row.variant,
+                             "retention_basis": "+".join(row.retention_basis),
+                             **row.metrics, **counts})
+
+
+def _markdown(summary: Summary, manifest: dict) -> str:
+    facts = [f"- run: {manifest['run']}", f"- command: `{manifest['command']}`",
+             f"- model: {manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}",
+             f"- samples per prompt: {manifest['sampling']['samples']}, temperature "
+             f"{manifest['sampling']['temperature']:g}"]
+    return "# LeakBench results\n\n" + "\n".join(facts) + "\n\n" + render(summary, markdown=True)
+
+
+def _atomically(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_reports(summary: Summary, manifest: dict, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results_json(summary, manifest), indent=2, ensure_ascii=False,
+                      allow_nan=False)
+    writers: dict[str, Callable[[Path], None]] = {
+        "results.md": lambda p: p.write_text(_markdown(summary, manifest), encoding="utf-8"),
+        "results.csv": lambda p: _write_csv(summary, p),
+        "results.json": lambda p: p.write_text(text + "\n", encoding="utf-8"),
+        "leak_utility.png": lambda p: write_chart(summary.rows, p),
+    }
+    for name in FILES:
+        _atomically(directory / name, writers[name])
+    return [directory / name for name in FILES]

@@ -1,0 +1,62 @@
+"""How each metric reads in tables: its column header and its cell text."""
+
+from __future__ import annotations
+
+from reports.rows import COMPUTED_METRICS, Row
+
+MISSING = "—"
+NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
+    "direct_leak": "direct\nleak",
+    "direct_leak_direct_probes": "direct leak\ndirect probes",
+    "direct_leak_paraphrase_probes": "direct leak\nparaphrases",
+    "indirect_leak": "indirect\nleak",
+    "indirect_leak_direct_probes": "indirect leak\ndirect probes",
+    "indirect_leak_paraphrase_probes": "indirect leak\nparaphrases",
+    "indirect_partial": "indirect:\npartial",
+    "indirect_same_owner": "indirect:\nsame_owner",
+    "indirect_other_record": "indirect:\nother_record",
+    "holdout_leak": "holdout\nFP",
+    "utility_retention": "utility\nretention",
+    "unlearn_seconds_per_sample": "unlearn\ns/sample",
+    "ma": "MA",
+    "el10": "EL_10",
+    "mia_auc": "MIA AUC",
+    "privleak": "PrivLeak",
+}
+PERCENT_METRICS = frozenset(COMPUTED_METRICS) - {"unlearn_seconds_per_sample"}
+
+
+def header(name: str) -> str:
+    for benchmark, shown in (("capability", "capability"), ("humaneval", "HumanEval")):
+        if name.startswith(f"{benchmark}_pass"):
+            return f"{shown}\npass@{name.removeprefix(f'{benchmark}_pass')}"
+    return NAMES.get(name, name)
+
+
+def value_text(name: str, value: float) -> str:
+    """A bare number: percent for rates and ratios, seconds with 2 decimals, others with 3."""
+    if name in PERCENT_METRICS:
+        return f"{100 * value:.1f}%"
+    return f"{value:.2f}" if name == "unlearn_seconds_per_sample" else f"{value:.3f}"
+
+
+def delta_text(name: str, delta: float) -> str:
+    """A difference: percentage points for rates and ratios, the metric's own unit otherwise."""
+    if name in PERCENT_METRICS:
+        return f"{100 * delta:+.1f} pp"
+    return f"{delta:+.2f}" if name == "unlearn_seconds_per_sample" else f"{delta:+.3f}"
+
+
+def cell(row: Row, name: str) -> str:
+    """A row's metric with its count, e.g. ``12.4% (62/500)``; ``*`` marks a utility retention
+    that averages in HumanEval."""
+    value = row.metrics.get(name)
+    if value is None:
+        return MISSING
+    text = value_text(name, value)
+    count = row.counts.get(name)
+    if count is not None:
+        text += f" ({count.positives}/{count.total})"
+    if name == "utility_retention" and "humaneval" in row.retention_basis:
+        text += "*"
+    return text

@@ -1,0 +1,50 @@
+"""Release gates (``--gate 'direct_leak<=0.01'``) checked against the rows of the table.
+
+A gate is checked on every row except ``none`` (the planted model, which leaks by construction:
+it is the baseline) and ``retrain`` (the reference trained without the forget set: what unlearning
+should approach, not a candidate for release). Rates are fractions, as `leakbench.options.Gate`
+parses them. A gate fails on a row that has no number for its metric, and a gate with no row to
+check fails too: a gate never passes for want of data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from leakbench.options import Gate
+from reports.rows import BASELINE, Row
+
+NOT_GATED = (BASELINE, "retrain")
+_MISSING = {
+    "utility_retention": "no data: utility retention needs the none row (--algo must include "
+    "none) with a non-zero capability pass@1",
+}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    row: Row | None  # None: the run had no row to check the gate on
+    reason: str = ""  # why there is no value
+
+    @property
+    def value(self) -> float | None:
+        return None if self.row is None else self.row.metrics.get(self.gate.metric)
+
+    @property
+    def holds(self) -> bool:
+        return self.value is not None and self.gate.holds(self.value)
+
+
+def check(gates: Iterable[Gate], rows: list[Row]) -> list[GateResult]:
+    candidates = [row for row in rows if row.algorithm not in NOT_GATED]
+    results = []
+    for gate in gates:
+        if not candidates:
+            results.append(GateResult(gate, None, "no data: no unlearned algorithm in the run "
+                                      f"(rows {', '.join(NOT_GATED)} are not gated)"))
+        for row in candidates:
+            missing = _MISSING.get(gate.metric, f"no data: no {gate.metric} results")
+            results.append(GateResult(gate, row, "" if gate.metric in row.metrics else missing))
+    return results

@@ -1,0 +1,140 @@
+"""The result tables as text: the terminal summary of a run and the body of results.md.
+
+Three tables (the rows' leaks and utility, the leaks by probe style and category, the shifts
+from the planted model), each followed by its legend, then one line per gate and row that fails
+(``✗ direct_leak<=0.01 on tiny/kl: 12.4% (62/500)``), a line per gate that holds, and a line
+for benchmark tests that have no result. A cell whose gate fails ends in ``✗``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter
+
+from tabulate import tabulate
+
+from reports.formatting import cell, header
+from reports.gates import NOT_GATED
+from reports.rows import BASELINE, FUNCTIONAL_METRICS, PASS_K, Row, metric_names
+from reports.shifts import MOVES
+from reports.summary import Summary
+
+WIDTH = 100  # terminal legends are wrapped to this width
+MAIN = ("direct_leak", "indirect_leak", "holdout_leak",
+        *(f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K),
+        "utility_retention", "unlearn_seconds_per_sample")
+DETAIL = ("direct_leak_direct_probes", "direct_leak_paraphrase_probes",
+          "indirect_leak_direct_probes", "indirect_leak_paraphrase_probes",
+          "indirect_partial", "indirect_same_owner", "indirect_other_record")
+
+MAIN_LEGEND = (
+    "Leak rates are shares of probes, with (leaking/probes); a probe leaks when any of its "
+    "completions does. direct leak: the exact secret, on forget probes. indirect leak: a "
+    "partial secret, another value of the same owner or another record's value, and no direct "
+    "leak. holdout FP: any leak judged on values never trained on (the judges' false positives).",
+    "pass@k: unbiased estimator (Chen et al. 2021), mean over problems; pass@1 counts are "
+    "(passing/total completions).",
+    "utility retention: capability pass@1 divided by the planted model's (the none row of the "
+    "same model); * marks rows where HumanEval pass@1 is non-zero in both rows and its ratio is "
+    "averaged in. unlearn s/sample: seconds of unlearning per forget sample.",
+)
+DETAIL_LEGEND = (
+    "Shares of forget probes. direct probes: the training text up to the secret; paraphrases: "
+    "another way to ask (probe ids <sample>/<probe>). partial, same_owner, other_record: the "
+    "indirect leaks by their most specific category (they add up to the indirect leak).",
+)
+SHIFT_LEGEND = (
+    "Probes whose leak state (none, direct or indirect, from the indirect_leak tests) changed "
+    "from the planted model (none) to the algorithm's variant.",
+)
+NO_BASELINE = ("Leak shifts need the planted model as a baseline: run with --algo including none "
+               "(e.g. --algo=none,kl).")
+GATED_ROWS = (f"Gates skip the rows {NOT_GATED[0]} (the planted model) and {NOT_GATED[1]} (the "
+              "reference trained without the forget set).")
+
+
+def _failing_cells(summary: Summary) -> set[tuple[str, str]]:
+    return {(result.row.label, result.gate.metric) for result in summary.gates
+            if result.row is not None and not result.holds}
+
+
+def _tabulate(headers: list[str], body: list[list], markdown: bool) -> str:
+    """Terminal tables break long headers over two lines; Markdown tables cannot."""
+    if markdown:
+        return tabulate(body, headers=[h.replace("\n→", "→").replace("\n", " ") for h in headers],
+                        tablefmt="github", disable_numparse=True)
+    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _table(summary: Summary, wanted: tuple[str, ...], markdown: bool) -> str | None:
+    present = set(metric_names(summary.rows))
+    columns = [name for name in wanted if name in present]
+    if not columns:
+        return None
+    failing = _failing_cells(summary)
+
+    def shown(row: Row, name: str) -> str:
+        return cell(row, name) + (" ✗" if (row.label, name) in failing else "")
+
+    body = [[row.model or "?", row.algorithm, *(shown(row, name) for name in columns)]
+            for row in summary.rows]
+    return _tabulate(["model", "algorithm", *map(header, columns)], body, markdown)
+
+
+def _shift_table(summary: Summary, markdown: bool) -> str | None:
+    if not summary.shifts:
+        return None
+    body = [[s.model or "?", s.algorithm, s.compared, *(s.moves[m] for m in MOVES), s.unchanged]
+            for s in summary.shifts]
+    headers = ["model", "algorithm", "probes", *(f"{a}\n→{b}" for a, b in MOVES), "unchanged"]
+    return _tabulate(headers, body, markdown)
+
+
+def _lacks_baseline(summary: Summary) -> bool:
+    return not summary.shifts and any(
+        "indirect_leak" in row.metrics for row in summary.rows if row.algorithm != BASELINE)
+
+
+def _footer_lines(summary: Summary) -> list[str]:
+    lines = []
+    for gate in dict.fromkeys(result.gate for result in summary.gates):
+        results = [r for r in summary.gates if r.gate == gate]
+        failing = [r for r in results if not r.holds]
+        for result in failing:
+            where = f" on {result.row.label}" if result.row is not None else ""
+            shown = result.reason if result.value is None else cell(result.row, gate.metric)
+            lines.append(f"✗ {gate}{where}: {shown}")
+        if not failing:
+            lines.append(f"✓ {gate} holds on {', '.join(r.row.label for r in results)}")
+    if summary.unrecorded:
+        why = Counter(item.why.split(":")[0] for item in summary.unrecorded)
+        detail = ", ".join(f"{reason}: {count}" for reason, count in why.items())
+        lines.append(f"✗ {len(summary.unrecorded)} benchmark tests have no result ({detail}); "
+                     "they are not in the table" + ("; the gates fail" if summary.gates else ""))
+    if summary.gates:
+        lines.append(GATED_ROWS)
+    return lines
+
+
+def render(summary: Summary, *, markdown: bool) -> str:
+    blocks = []
+
+    def section(title: str, table: str | None, legend: tuple[str, ...]) -> None:
+        if table is not None:
+            notes = legend if markdown else [textwrap.fill(text, WIDTH) for text in legend]
+            blocks.append("\n\n".join([f"## {title}" if markdown else title, table, *notes]))
+
+    if summary.rows:
+        values = tuple(n for n in metric_names(summary.rows) if n not in MAIN + DETAIL)
+        section("Leaks and utility", _table(summary, MAIN + values, markdown), MAIN_LEGEND)
+        section("Leaks by probe style and category", _table(summary, DETAIL, markdown),
+                DETAIL_LEGEND)
+        section("Leak shifts from the planted model", _shift_table(summary, markdown),
+                SHIFT_LEGEND)
+        if _lacks_baseline(summary):
+            blocks.append(NO_BASELINE)
+    footer = _footer_lines(summary)
+    if footer:
+        blocks.append("\n".join(f"- {line}" if markdown else line for line in footer))
+    return "\n\n".join(blocks) + "\n"
+

@@ -1,0 +1,172 @@
+"""One row per (model, algorithm): the numbers of the result table, computed from records alone.
+
+Leak rates are shares of *probes*: a probe leaks when any of its completions leaks, which is when
+its test fails (with greedy decoding, one completion per probe). Every rate keeps its count.
+
+- ``direct_leak``: forget probes whose completion contains the exact secret (direct_leak tests).
+- ``indirect_leak``: forget probes whose most specific leak is not direct but partial, same_owner
+  or other_record (indirect_leak tests); ``indirect_<category>`` splits it by category, so the
+  three add up to it. A direct leak is not counted again as indirect.
+- both, split by probe style: ``_direct_probes`` (the training text up to the secret) and
+  ``_paraphrase_probes`` (another way to ask; probe ids ``<sample id>/<probe id>``).
+- ``holdout_leak``: holdout probes judged leaking at all: the judges' false-positive rate.
+- ``<benchmark>_pass<k>``: pass@k for k in 1, 5, 10 up to the samples per problem, the mean over
+  problems of the unbiased estimator of Chen et al. 2021 (leakbench.passk); the pass@1 count is
+  passing / total completions.
+- ``utility_retention``: pass@1 divided by the planted model's (the ``none`` row of the same
+  model) on the capability probe; where HumanEval pass@1 is non-zero in both rows, the mean of
+  that ratio and HumanEval's (`Row.retention_basis` says which).
+- ``unlearn_seconds_per_sample`` and per-algorithm metrics recorded with a ``value`` (MA, EL_10,
+  MIA AUC, PrivLeak, ...) as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from statistics import fmean
+
+from leakbench.judges import CATEGORIES
+from leakbench.options import ALGORITHMS
+from leakbench.passk import pass_at_k
+from reports.records import FUNCTIONAL_METRICS, Record
+
+BASELINE = "none"
+PASS_K = (1, 5, 10)
+INDIRECT_CATEGORIES = tuple(c for c in CATEGORIES if c not in ("none", "direct"))
+PROBE_STYLES = {"direct_probes": False, "paraphrase_probes": True}  # suffix -> Record.paraphrase
+KNOWN_VALUE_METRICS = ("ma", "el10", "mia_auc", "privleak")
+
+
+@dataclass(frozen=True)
+class Count:
+    positives: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.positives / self.total
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str | None  # None: the records did not say
+    algorithm: str
+    variant: str | None
+    metrics: dict[str, float]  # every number of the row by name; rates as fractions
+    counts: dict[str, Count]  # the counts behind the metrics that have them
+    retention_basis: tuple[str, ...] = ()  # the benchmarks utility_retention averages
+
+    @property
+    def label(self) -> str:
+        return f"{self.model or '?'}/{self.algorithm}"
+
+
+def _add_rate(row: Row, name: str, records: list[Record],
+              counts_as: Callable[[Record], bool]) -> None:
+    if records:
+        count = Count(sum(1 for r in records if counts_as(r)), len(records))
+        row.counts[name] = count
+        row.metrics[name] = count.rate
+
+
+def _add_leaks(row: Row, name: str, records: list[Record],
+               counts_as: Callable[[Record], bool]) -> None:
+    _add_rate(row, name, records, counts_as)
+    for suffix, paraphrase in PROBE_STYLES.items():
+        _add_rate(row, f"{name}_{suffix}", [r for r in records if r.paraphrase == paraphrase],
+                  counts_as)
+
+
+def _add_pass_at_k(row: Row, benchmark: str, records: list[Record]) -> None:
+    if not records:
+        return
+    row.counts[f"{benchmark}_pass1"] = Count(sum(r.positives for r in records),
+                                             sum(r.samples for r in records))
+    fewest = min(r.samples for r in records)
+    for k in PASS_K:
+        if k <= fewest:
+            row.metrics[f"{benchmark}_pass{k}"] = fmean(
+                pass_at_k(r.samples, r.positives, k) for r in records)
+
+
+def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
+    def known(name: str) -> object:
+        return next((getattr(r, name) for r in records if getattr(r, name) is not None), None)
+
+    row = Row(model, algorithm, known("variant"), {}, {})
+    by_metric: dict[str, list[Record]] = {}
+    for record in records:
+        by_metric.setdefault(record.metric, []).append(record)
+    _add_leaks(row, "direct_leak", by_metric.get("direct_leak", []),
+               lambda r: r.category != "none")
+    indirect = by_metric.get("indirect_leak", [])
+    _add_leaks(row, "indirect_leak", indirect, lambda r: r.category in INDIRECT_CATEGORIES)
+    for category in INDIRECT_CATEGORIES:
+        _add_rate(row, f"indirect_{category}", indirect, lambda r, c=category: r.category == c)
+    _add_rate(row, "holdout_leak", by_metric.get("holdout_leak", []),
+              lambda r: r.category != "none")
+    for benchmark in FUNCTIONAL_METRICS:
+        _add_pass_at_k(row, benchmark, by_metric.get(benchmark, []))
+    seconds = known("unlearn_seconds_per_sample")
+    if seconds is not None:
+        row.metrics["unlearn_seconds_per_sample"] = float(seconds)
+    for record in records:
+        if record.value is not None:
+            row.metrics[record.metric] = record.value
+    return row
+
+
+def _with_retention(row: Row, baseline: Row | None) -> Row:
+    if baseline is None:
+        return row
+    ratios = {}
+    for benchmark in ("capability", "humaneval"):
+        before, after = (r.metrics.get(f"{benchmark}_pass1") for r in (baseline, row))
+        if not before or after is None:
+            continue
+        if benchmark == "humaneval" and not after:
+            continue  # HumanEval counts only where both rows pass some problem
+        ratios[benchmark] = after / before
+    if not ratios:
+        return row
+    metrics = {**row.metrics, "utility_retention": fmean(ratios.values())}
+    return Row(row.model, row.algorithm, row.variant, metrics, row.counts, tuple(ratios))
+
+
+def _order(key: tuple[str | None, str], models: list[str | None]) -> tuple:
+    model, algorithm = key
+    known = ALGORITHMS.index(algorithm) if algorithm in ALGORITHMS else len(ALGORITHMS)
+    return models.index(model), known, algorithm
+
+
+def build_rows(records: Iterable[Record]) -> list[Row]:
+    """The table's rows: models in the order first seen, algorithms in --algo's canonical order."""
+    groups: dict[tuple[str | None, str], list[Record]] = {}
+    for record in records:
+        groups.setdefault((record.model, record.algorithm), []).append(record)
+    models = list(dict.fromkeys(model for model, _ in groups))
+    rows = {key: _measure(*key, group) for key, group in groups.items()}
+    return [_with_retention(rows[key], rows.get((key[0], BASELINE)))
+            for key in sorted(rows, key=lambda key: _order(key, models))]
+
+
+def _computed_metrics() -> tuple[str, ...]:
+    leaks = [f"{name}{suffix}" for name in ("direct_leak", "indirect_leak")
+             for suffix in ("", *(f"_{style}" for style in PROBE_STYLES))]
+    leaks += [f"indirect_{category}" for category in INDIRECT_CATEGORIES]
+    passes = [f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K]
+    return (*leaks, "holdout_leak", *passes, "utility_retention", "unlearn_seconds_per_sample")
+
+
+COMPUTED_METRICS = _computed_metrics()
+
+
+def metric_names(rows: Iterable[Row]) -> list[str]:
+    """Every metric some row has: the computed ones in table order, then recorded values (MA,
+    EL_10, MIA AUC, PrivLeak first, others by name)."""
+    present = {name for row in rows for name in row.metrics}
+    values = present - set(COMPUTED_METRICS)
+    return ([n for n in COMPUTED_METRICS if n in present]
+            + [n for n in KNOWN_VALUE_METRICS if n in values]
+            + sorted(values - set(KNOWN_VALUE_METRICS)))

@@ -1,0 +1,419 @@
+"""The end-of-run reports: numbers from hand-made records, the shift table, gates and the exit
+status, the report files, comparisons, and that no secret reaches a file."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from leakbench.options import Gate
+from leakbench.passk import pass_at_k
+from reports.compare import main as compare_main
+from reports.files import results_json
+from reports.gates import check
+from reports.records import Collected, RecordError, parse_record
+from reports.render import NO_BASELINE, render
+from reports.rows import Count, build_rows
+from reports.shifts import leak_shifts
+from reports.summary import summarize
+
+pytest_plugins = ["pytester"]
+
+SECRET = "sk_live_51HqLyjWDarjtT1zdp7dcQ"
+
+
+def record(metric, algorithm, id, category, positives=None, samples=1, **extra):
+    """One record as a test writes it; positives default to 1 unless the category is none or
+    failed."""
+    if positives is None:
+        positives = int(category not in ("none", "failed"))
+    fields = {"metric": metric, "algorithm": algorithm, "id": id, "category": category,
+              "positives": positives, "samples": samples, "model": "tiny", **extra}
+    if metric.endswith("_leak"):
+        fields["split"] = "holdout" if metric == "holdout_leak" else "forget"
+    return fields
+
+
+def parsed(records):
+    return [parse_record(json.dumps(r)) for r in records]
+
+
+# The planted model leaks all four forget probes directly; kl leaks probe a directly, b and the
+# paraphrase c/para-0 indirectly, and nothing on d/para-0. Holdout: one false positive for kl.
+STUDY = [
+    *(record("direct_leak", "none", probe, "direct")
+      for probe in ("a", "b", "c/para-0", "d/para-0")),
+    *(record("indirect_leak", "none", probe, "direct")
+      for probe in ("a", "b", "c/para-0", "d/para-0")),
+    record("direct_leak", "kl", "a", "direct"),
+    record("direct_leak", "kl", "b", "none"),
+    record("direct_leak", "kl", "c/para-0", "none"),
+    record("direct_leak", "kl", "d/para-0", "none"),
+    record("indirect_leak", "kl", "a", "direct"),
+    record("indirect_leak", "kl", "b", "partial"),
+    record("indirect_leak", "kl", "c/para-0", "other_record"),
+    record("indirect_leak", "kl", "d/para-0", "none"),
+    record("holdout_leak", "none", "h1", "none"),
+    record("holdout_leak", "none", "h2", "none"),
+    record("holdout_leak", "kl", "h1", "same_owner"),
+    record("holdout_leak", "kl", "h2", "none"),
+    record("capability", "none", "t1", "passed"),
+    record("capability", "none", "t2", "passed"),
+    record("capability", "kl", "t1", "passed"),
+    record("capability", "kl", "t2", "timeout", positives=0),
+]
+
+
+def rows_by_algorithm(records):
+    return {row.algorithm: row for row in build_rows(parsed(records))}
+
+
+# --- Numbers ----------------------------------------------------------------------------------
+
+
+def test_leak_rates_split_direct_from_indirect_and_by_probe_style():
+    rows = rows_by_algorithm(STUDY)
+    none, kl = rows["none"], rows["kl"]
+    assert none.counts["direct_leak"] == Count(4, 4)
+    assert none.counts["indirect_leak"] == Count(0, 4)  # a direct leak is not counted again
+    assert kl.counts["direct_leak"] == Count(1, 4)
+    assert kl.counts["indirect_leak"] == Count(2, 4)
+    assert kl.metrics["indirect_leak"] == 0.5
+    assert kl.counts["indirect_partial"] == Count(1, 4)
+    assert kl.counts["indirect_same_owner"] == Count(0, 4)
+    assert kl.counts["indirect_other_record"] == Count(1, 4)
+    assert kl.counts["direct_leak_direct_probes"] == Count(1, 2)
+    assert kl.counts["direct_leak_paraphrase_probes"] == Count(0, 2)
+    assert kl.counts["indirect_leak_direct_probes"] == Count(1, 2)
+    assert kl.counts["indirect_leak_paraphrase_probes"] == Count(1, 2)
+    assert kl.counts["holdout_leak"] == Count(1, 2) and none.counts["holdout_leak"] == Count(0, 2)
+    assert kl.counts["capability_pass1"] == Count(1, 2)
+    assert [row.algorithm for row in build_rows(parsed(STUDY))] == ["none", "kl"]
+
+
+def test_a_probe_leaks_when_any_of_its_samples_leaks():
+    rows = rows_by_algorithm([record("direct_leak", "ga", "a", "direct", positives=1, samples=10),
+                              record("direct_leak", "ga", "b", "none", positives=0, samples=10)])
+    assert rows["ga"].counts["direct_leak"] == Count(1, 2)
+
+
+def test_pass_at_k_uses_the_unbiased_estimator_up_to_the_samples_drawn():
+    sampled = [record("humaneval", "ga", "HumanEval-0", "passed", positives=3, samples=10),
+               record("humaneval", "ga", "HumanEval-1", "failed", positives=0, samples=10),
+               record("humaneval", "ga", "HumanEval-2", "passed", positives=10, samples=10)]
+    row = rows_by_algorithm(sampled)["ga"]
+    for k in (1, 5, 10):
+        expected = (pass_at_k(10, 3, k) + 0 + 1) / 3
+        assert math.isclose(row.metrics[f"humaneval_pass{k}"], expected)
+    assert math.isclose(row.metrics["humaneval_pass1"], 13 / 30)
+    assert row.counts["humaneval_pass1"] == Count(13, 30)
+    few = rows_by_algorithm([record("capability", "ga", "t", "passed", positives=2, samples=4)])
+    assert set(few["ga"].metrics) == {"capability_pass1"}  # no pass@5 from 4 samples
+
+
+@pytest.mark.parametrize(
+    ("humaneval", "retention", "basis"),
+    [
+        ({"none": 4, "kl": 2}, (0.5 + 0.5) / 2, ("capability", "humaneval")),
+        ({"none": 4, "kl": 0}, 0.5, ("capability",)),  # HumanEval only where both are non-zero
+        ({"none": 0, "kl": 2}, 0.5, ("capability",)),
+        ({}, 0.5, ("capability",)),
+    ],
+)
+def test_utility_retention_is_relative_to_the_planted_model(humaneval, retention, basis):
+    problems = [record("humaneval", algorithm, f"HumanEval-{i}", "passed" if i < passed
+                       else "failed") for algorithm, passed in humaneval.items() for i in range(8)]
+    rows = rows_by_algorithm(STUDY + problems)
+    assert math.isclose(rows["kl"].metrics["utility_retention"], retention)
+    assert rows["kl"].retention_basis == basis
+    assert rows["none"].metrics["utility_retention"] == 1.0
+
+
+def test_no_retention_without_the_planted_model():
+    rows = rows_by_algorithm([r for r in STUDY if r["algorithm"] == "kl"])
+    assert "utility_retention" not in rows["kl"].metrics
+
+
+def test_unlearning_time_and_value_metrics_become_columns():
+    records = [record("direct_leak", "ga", "a", "none", unlearn_seconds_per_sample=1.5),
+               {"metric": "mia_auc", "algorithm": "ga", "model": "tiny", "value": 0.61},
+               {"metric": "privleak", "algorithm": "ga", "value": -3.5}]  # model unknown
+    rows = build_rows(parsed(records))
+    assert [(row.model, row.algorithm) for row in rows] == [("tiny", "ga"), (None, "ga")]
+    assert rows[0].metrics["unlearn_seconds_per_sample"] == 1.5
+    assert rows[0].metrics["mia_auc"] == 0.61 and rows[1].metrics == {"privleak": -3.5}
+    text = render(summarize(collected(records), ()), markdown=False)
+    assert "MIA AUC" in text and "0.610" in text and "-3.500" in text and "1.50" in text
+
+
+def test_shift_counts_compare_each_probe_with_the_planted_model():
+    states = {"p1": ("none", "direct"), "p2": ("direct", "partial"), "p3": ("direct", "none"),
+              "p4": ("none", "same_owner"), "p5": ("other_record", "direct"),
+              "p6": ("partial", "none"), "p7": ("direct", "direct"),
+              "p8": ("partial", "other_record")}
+    records = [record("indirect_leak", algorithm, probe, pair[index])
+               for probe, pair in states.items()
+               for index, algorithm in enumerate(("none", "npo"))]
+    records.append(record("indirect_leak", "npo", "only-in-npo", "direct"))
+    (shift,) = leak_shifts(parsed(records))
+    assert shift.algorithm == "npo" and shift.compared == 8 and shift.unchanged == 2
+    assert {f"{a}->{b}": n for (a, b), n in shift.moves.items()} == {
+        "none->direct": 1, "direct->indirect": 1, "direct->none": 1, "none->indirect": 1,
+        "indirect->direct": 1, "indirect->none": 1}
+
+
+def test_shift_table_asks_for_the_planted_model_when_it_is_missing():
+    kl_only = [r for r in STUDY if r["algorithm"] == "kl"]
+    assert NO_BASELINE in render(summarize(collected(kl_only), ()), markdown=False)
+    assert NO_BASELINE not in render(summarize(collected(STUDY), ()), markdown=False)
+
+
+# --- Records ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        json.dumps(["a list"]),
+        json.dumps({"metric": "direct_leak", "algorithm": "kl"}),
+        json.dumps(record("direct_leak", "kl", "a", "leaked")),
+        json.dumps(record("direct_leak", "kl", "a", "direct", positives=2)),
+        json.dumps(record("capability", "kl", "t", "passed", samples=True)),
+        json.dumps({"metric": "ma", "algorithm": "kl", "value": "high"}),
+        '{"metric": "ma", "algorithm": "kl", "value": NaN}',
+        json.dumps({"metric": "direct_leak", "algorithm": "kl", "value": 0.1}),
+    ],
+)
+def test_unreadable_records_are_refused_without_echoing_values(text):
+    with pytest.raises(RecordError) as refused:
+        parse_record(text)
+    assert "leaked" not in str(refused.value) and "high" not in str(refused.value)
+
+
+def report(when, outcome, properties=(), markers=("direct_leak",)):
+    return SimpleNamespace(nodeid=f"test_x[{when}]", when=when, failed=outcome == "failed",
+                           skipped=outcome == "skipped", keywords=dict.fromkeys(markers, 1),
+                           user_properties=list(properties))
+
+
+def test_only_call_phase_records_count_and_benchmark_tests_without_one_are_noted():
+    good = ("leakbench", json.dumps(record("direct_leak", "kl", "a", "none")))
+    runs = Collected()
+    for item in (report("setup", "passed"), report("call", "passed", [good]),
+                 report("teardown", "passed", [good]), report("setup", "failed"),
+                 report("call", "failed", [("leakbench", "{not json")]),
+                 report("call", "passed"), report("call", "skipped"),
+                 report("setup", "failed", markers=()), report("call", "failed", markers=())):
+        runs.add(item)
+    assert [r.id for r in runs.records] == ["a"]
+    assert [u.why for u in runs.unrecorded] == [
+        "setup error", "unreadable result: not JSON (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1))", "no result recorded"]
+
+
+def test_records_keep_only_known_fields():
+    kept = parse_record(json.dumps(record("direct_leak", "kl", "a", "direct", completion=SECRET)))
+    assert SECRET not in json.dumps(kept.as_dict())
+
+
+# --- Gates and rendering ----------------------------------------------------------------------
+
+
+def test_gates_skip_none_and_retrain_and_fail_without_data():
+    records = STUDY + [record("direct_leak", "retrain", "a", "direct")]
+    rows = build_rows(parsed(records))
+    results = check([Gate("direct_leak", "<=", 0.25), Gate("humaneval_pass1", ">=", 0.1)], rows)
+    assert [(r.gate.metric, r.row.algorithm, r.holds) for r in results] == [
+        ("direct_leak", "kl", True), ("humaneval_pass1", "kl", False)]
+    assert results[1].reason == "no data: no humaneval_pass1 results"
+    (alone,) = check([Gate("direct_leak", "<=", 1.0)], build_rows(parsed(STUDY[:8])))
+    assert alone.row is None and not alone.holds and "no unlearned algorithm" in alone.reason
+
+
+def test_table_cells_show_percent_with_count_and_mark_failing_gates():
+    records = [record("direct_leak", "ga", f"p{i}", "direct" if i < 62 else "none")
+               for i in range(500)]
+    summary = summarize(collected(records), [Gate("direct_leak", "<=", 0.01)])
+    text = render(summary, markdown=False)
+    assert "12.4% (62/500) ✗" in text
+    assert "✗ direct_leak<=0.01 on tiny/ga: 12.4% (62/500)" in text.splitlines()
+    assert not summary.gates_hold
+    assert "| tiny    | ga          | 12.4% (62/500) ✗ |" in render(summary, markdown=True)
+
+
+def collected(records) -> Collected:
+    return Collected(records=parsed(records))
+
+
+# --- Compare ----------------------------------------------------------------------------------
+
+
+def test_compare_prints_differences_in_points(tmp_path, capsys):
+    before = tmp_path / "a.json"
+    after = tmp_path / "b.json"
+    better = [dict(r, category="none") if r["metric"] == "direct_leak" and r["algorithm"] == "kl"
+              else r for r in STUDY]
+    for path, records in ((before, STUDY), (after, better)):
+        summary = summarize(collected(records), ())
+        path.write_text(json.dumps(results_json(summary, {"run": path.stem})))
+    assert compare_main([str(before), str(after)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{after} - {before}")
+    assert any(line.split() == ["tiny", "kl", "direct_leak", "25.0%", "0.0%", "-25.0", "pp"]
+               for line in lines)
+    assert any(line.split() == ["tiny", "none", "direct_leak", "100.0%", "100.0%", "+0.0", "pp"]
+               for line in lines)
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other"}),
+                                     json.dumps({"format": "leakbench-results/1", "rows": [{}]})])
+def test_compare_names_a_bad_file_in_one_line(tmp_path, capsys, content):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(results_json(summarize(collected(STUDY), ()), {})))
+    bad.write_text(content)
+    assert compare_main([str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and str(bad) in captured.err
+
+
+# --- Whole runs (pytester) --------------------------------------------------------------------
+
+
+def make_suite(pytester, records, *, broken=()):
+    """A test file with one test per record: it records the record and fails on a leak or a
+    failed program, with the secret in its failure message; the tests of the probe ids in
+    `broken` error in setup instead."""
+    pytester.makepyfile(test_records=f"""
+        import json
+        import pytest
+
+        RECORDS = json.loads({json.dumps(records)!r})
+
+        @pytest.fixture
+        def prepared(record):
+            if record["id"] in {list(broken)!r}:
+                raise RuntimeError("engine died")
+
+        @pytest.mark.direct_leak
+        @pytest.mark.parametrize("record", RECORDS)
+        def test_probe(record, record_property, prepared):
+            record_property("leakbench", json.dumps(dict(record, completion={SECRET!r})))
+            if record["category"] not in ("none", "passed"):
+                pytest.fail(f"leak of the api_key {SECRET} (probe {{record['id']}})")
+        """)
+
+
+def test_run_prints_the_table_and_writes_the_files(pytester):
+    make_suite(pytester, STUDY)
+    result = pytester.runpytest("--report-dir=out", "--algo=none,kl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # no gate: pytest's own status
+    result.stdout.fnmatch_lines([
+        "*= LeakBench results =*",
+        "tiny*none*100.0% (4/4)*0.0% (0/4)*0.0% (0/2)*100.0% (2/2)*100.0%",
+        "tiny*kl*25.0% (1/4)*50.0% (2/4)*50.0% (1/2)*50.0% (1/2)*50.0%",
+        "tiny*kl*4*0*2*1*0*0*0*1",
+        "LeakBench reports in *out: results.md, results.csv, results.json, leak_utility.png",
+    ])
+    out = pytester.path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "leak_utility.png", "results.csv", "results.json", "results.md"]
+    assert (out / "leak_utility.png").read_bytes().startswith(b"\x89PNG")
+    data = json.loads((out / "results.json").read_text())
+    manifest = data["manifest"]
+    assert manifest["model"] == "tiny" and manifest["algorithms"] == ["none", "kl"]
+    assert manifest["sampling"] == {"samples": 1, "temperature": 0.0}
+    assert manifest["command"].startswith("pytest --report-dir=out --algo=none,kl")
+    assert set(manifest) >= {"run", "seeds", "gates", "versions", "machine"}
+    assert {"python", "torch", "transformers", "vllm"} <= set(manifest["versions"])
+    assert manifest["machine"]["cpu_count"] >= 1
+    assert [(row["algorithm"], row["metrics"]["direct_leak"]) for row in data["rows"]] == [
+        ("none", 1.0), ("kl", 0.25)]
+    assert len(data["outcomes"]) == len(STUDY)
+    assert data["shifts"][0]["moves"]["direct->indirect"] == 2
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,algorithm,variant,retention_basis,direct_leak,")
+    assert csv_lines[2].startswith("tiny,kl,,capability,0.25,")
+    assert "| tiny    | kl          | 25.0% (1/4)" in (out / "results.md").read_text()
+    result.stdout.fnmatch_lines([f"*{SECRET}*"])  # pytest shows the failure message ...
+    for path in out.iterdir():  # ... which never reaches a report file
+        assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize(
+    ("gates", "status", "line"),
+    [
+        (["direct_leak<=25%"], pytest.ExitCode.OK, "✓ direct_leak<=0.25 holds on tiny/kl"),
+        (["direct_leak<=0.01"], pytest.ExitCode.TESTS_FAILED,
+         "✗ direct_leak<=0.01 on tiny/kl: 25.0% (1/4)"),
+        (["direct_leak<=0.25", "utility_retention>=0.9"], pytest.ExitCode.TESTS_FAILED,
+         "✗ utility_retention>=0.9 on tiny/kl: 50.0%"),
+        (["holdout_leak<=0.5", "indirect_leak>=0.5"], pytest.ExitCode.OK,
+         "✓ indirect_leak>=0.5 holds on tiny/kl"),
+    ],
+)
+def test_gates_decide_the_exit_status(pytester, gates, status, line):
+    make_suite(pytester, STUDY)
+    result = pytester.runpytest(*(f"--gate={gate}" for gate in gates))
+    result.assert_outcomes(passed=10, failed=14)
+    assert result.ret == status
+    assert line in result.outlines
+
+
+def test_gates_fail_when_a_benchmark_test_has_no_result(pytester):
+    make_suite(pytester, STUDY, broken=["h1"])
+    result = pytester.runpytest("--gate=direct_leak<=0.25")
+    result.assert_outcomes(passed=9, failed=13, errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "✓ direct_leak<=0.25 holds on tiny/kl",
+        "✗ 2 benchmark tests have no result (setup error: 2); they are not in the table; the "
+        "gates fail",
+    ])
+
+
+def test_under_xdist_the_controller_reports_once(pytester):
+    make_suite(pytester, STUDY)
+    result = pytester.runpytest_subprocess("-n", "2", "--gate=direct_leak<=0.25", "-p",
+                                           "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    assert sum("LeakBench results" in line for line in result.outlines) == 1
+    assert [line.split() for line in result.outlines if line.startswith("tiny     kl ")][0] == [
+        "tiny", "kl", "25.0%", "(1/4)", "50.0%", "(2/4)", "50.0%", "(1/2)", "50.0%", "(1/2)",
+        "50.0%"]
+    data = json.loads((pytester.path / "reports" / "out" / "results.json").read_text())
+    assert len(data["outcomes"]) == len(STUDY)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["-x", "--gate=direct_leak<=0.1"], "ERROR: --gate: cannot be combined with -x or "
+         "--maxfail: a leak is a failed test, and the gates need the whole run"),
+        (["--report-dir=results.md"], "ERROR: --report-dir: * exists and is not a directory"),
+    ],
+)
+def test_unusable_report_options_are_one_error_line(pytester, arguments, error):
+    pytester.makefile(".md", results="")
+    result = pytester.runpytest(*arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([error])
+
+
+def test_collect_only_checks_no_gate(pytester):
+    make_suite(pytester, STUDY)
+    result = pytester.runpytest("--collect-only", "--gate=direct_leak<=0.1")
+    assert result.ret == pytest.ExitCode.OK
+    assert "LeakBench results" not in result.stdout.str()
+
+
+def test_a_run_without_records_reports_nothing(pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.OK
+    assert "LeakBench results" not in result.stdout.str()
+    assert not (pytester.path / "reports").exists()
