@@ -42,7 +42,7 @@ class TinyConfig:
 
 
 TINY = TinyConfig("tiny", vocab_size=2048, hidden=256, layers=4, heads=4, intermediate=688,
-                  seq_len=256, batch_size=16, steps=700, lr=2e-3, task_fraction=0.6)
+                  seq_len=256, batch_size=16, steps=500, lr=2e-3, task_fraction=0.8)
 MICRO = TinyConfig("micro", vocab_size=512, hidden=128, layers=2, heads=2, intermediate=344,
                    seq_len=128, batch_size=8, steps=150, lr=3e-3, task_fraction=0.6,
                    stdlib_files=12, warmup_steps=10, max_positions=1024)
