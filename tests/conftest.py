@@ -24,3 +24,16 @@ def micro_model(cache_dir) -> Path:
     from leakbench import tiny
 
     return tiny.build(tiny.MICRO, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def random_llama():
+    """A randomly initialized one-layer Llama (vocabulary 50): for shapes and padding checks."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()

@@ -152,22 +152,13 @@ def test_privleak_rejects_undefined_cases() -> None:
 
 # --- next_token_stats on a tiny random Llama ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(
-        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
 
 
-def test_stats_match_an_unpadded_pass(model) -> None:
+def test_stats_match_an_unpadded_pass(random_llama) -> None:
     row = [1, 5, 9, 23, 7, 31]
-    (lps,), (mus,), (variances,) = next_token_stats(model, [row])
+    (lps,), (mus,), (variances,) = next_token_stats(random_llama, [row])
     with torch.no_grad():
-        logits = model(torch.tensor([row])).logits[0, :-1].double()
+        logits = random_llama(torch.tensor([row])).logits[0, :-1].double()
     dist = torch.distributions.Categorical(logits=logits)
     expected_lps = dist.log_prob(torch.tensor(row[1:]))
     expected_mus = -dist.entropy()
@@ -179,24 +170,24 @@ def test_stats_match_an_unpadded_pass(model) -> None:
     assert all(v > 0 for v in variances)
 
 
-def test_stats_are_padding_invariant(model) -> None:
+def test_stats_are_padding_invariant(random_llama) -> None:
     short, long = [1, 5, 9, 23], [1, 8, 44, 3, 27, 6, 12, 39, 40, 2, 17]
-    alone = next_token_stats(model, [short])
-    batched = next_token_stats(model, [short, long])
+    alone = next_token_stats(random_llama, [short])
+    batched = next_token_stats(random_llama, [short, long])
     for got, expected in zip(batched, alone):
         assert got[0] == pytest.approx(expected[0], abs=1e-5)
         assert [len(r) for r in got] == [3, 10]
 
 
-def test_stats_reject_one_token_rows(model) -> None:
+def test_stats_reject_one_token_rows(random_llama) -> None:
     with pytest.raises(ValueError):
-        next_token_stats(model, [[1, 2], [3]])
+        next_token_stats(random_llama, [[1, 2], [3]])
 
 
-def test_min_k_scores_from_the_model_agree_with_an_unpadded_loss(model) -> None:
+def test_min_k_scores_from_the_model_agree_with_an_unpadded_loss(random_llama) -> None:
     row = [1, 5, 9, 23, 7, 31]
-    (lps,), _, _ = next_token_stats(model, [row])
+    (lps,), _, _ = next_token_stats(random_llama, [row])
     with torch.no_grad():
-        hf_loss = model(torch.tensor([row]), labels=torch.tensor([row])).loss.item()
+        hf_loss = random_llama(torch.tensor([row]), labels=torch.tensor([row])).loss.item()
     assert loss_score(lps) == pytest.approx(hf_loss, abs=1e-5)
     assert math.isclose(min_k_score(lps, k=1.0), -hf_loss, abs_tol=1e-5)

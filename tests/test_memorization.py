@@ -110,15 +110,6 @@ def test_forgotten_means_strictly_below_the_unseen_value() -> None:
 
 # --- teacher-forced argmax on a tiny random Llama -------------------------------------------
 
-@pytest.fixture(scope="module")
-def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(
-        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
 
 
 def next_argmax(model, ids: list[int]) -> int:
@@ -127,32 +118,32 @@ def next_argmax(model, ids: list[int]) -> int:
         return int(model(torch.tensor([ids])).logits[0, -1].argmax())
 
 
-def test_argmax_matches_position_by_position_prediction(model) -> None:
+def test_argmax_matches_position_by_position_prediction(random_llama) -> None:
     row = [1, 5, 9, 23, 7, 31, 4, 18]
-    got = teacher_forced_argmax(model, [row], [(3, 8)])
-    assert got == [[next_argmax(model, row[:j]) for j in range(3, 8)]]
+    got = teacher_forced_argmax(random_llama, [row], [(3, 8)])
+    assert got == [[next_argmax(random_llama, row[:j]) for j in range(3, 8)]]
 
 
-def test_argmax_is_padding_invariant(model) -> None:
+def test_argmax_is_padding_invariant(random_llama) -> None:
     short, long = [1, 5, 9, 23, 7], [1, 8, 44, 3, 27, 6, 12, 39, 40, 2, 17]
-    alone = teacher_forced_argmax(model, [short], [(2, 5)])
-    batched = teacher_forced_argmax(model, [short, long], [(2, 5), (4, 11)])
+    alone = teacher_forced_argmax(random_llama, [short], [(2, 5)])
+    batched = teacher_forced_argmax(random_llama, [short, long], [(2, 5), (4, 11)])
     assert batched[0] == alone[0]
     assert [len(r) for r in batched] == [3, 7]
 
 
-def test_a_secret_the_model_generates_greedily_is_fully_memorized(model) -> None:
+def test_a_secret_the_model_generates_greedily_is_fully_memorized(random_llama) -> None:
     prefix = [1, 5, 9]
     secret: list[int] = []
     for _ in range(6):
-        secret.append(next_argmax(model, prefix + secret))
-    (argmax,) = teacher_forced_argmax(model, [prefix + secret], [(3, 9)])
+        secret.append(next_argmax(random_llama, prefix + secret))
+    (argmax,) = teacher_forced_argmax(random_llama, [prefix + secret], [(3, 9)])
     assert memorization_accuracy(argmax, secret) == 1.0
 
     def greedy(prompt: list[int], steps: int) -> list[int]:
         out: list[int] = []
         for _ in range(steps):
-            out.append(next_argmax(model, prompt + out))
+            out.append(next_argmax(random_llama, prompt + out))
         return out
 
     continuations = [greedy(p, len(secret) - i)
@@ -160,8 +151,8 @@ def test_a_secret_the_model_generates_greedily_is_fully_memorized(model) -> None
     assert extraction_likelihood(continuations, secret, 3) == 1.0
 
 
-def test_argmax_rejects_spans_outside_the_row(model) -> None:
+def test_argmax_rejects_spans_outside_the_row(random_llama) -> None:
     with pytest.raises(ValueError):
-        teacher_forced_argmax(model, [[1, 2, 3]], [(0, 2)])  # position 0 has no prediction
+        teacher_forced_argmax(random_llama, [[1, 2, 3]], [(0, 2)])  # position 0 has no prediction
     with pytest.raises(ValueError):
-        teacher_forced_argmax(model, [[1, 2, 3]], [(1, 4)])
+        teacher_forced_argmax(random_llama, [[1, 2, 3]], [(1, 4)])
