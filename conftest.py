@@ -75,6 +75,7 @@ def prepared(request: pytest.FixtureRequest):
         return pipeline.prepare(
             config.stash[MODEL_SPEC], options.algorithms, privacy_data(config),
             _needed_requests(request.session, options), options.cache_dir,
-            rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint)
+            rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
+            engine_args=options.engine_args)
     except (EngineFailed, EndpointError) as err:
         pytest.exit(str(err), returncode=3)

@@ -17,6 +17,7 @@ from leakbench.serving import Request
 
 PROMPTS_PER_CALL = 32
 PARALLEL_CALLS = 8
+SERVER_STOPS = 4  # the OpenAI completions API (and vLLM's server) take at most 4 stop sequences
 
 
 class EndpointError(RuntimeError):
@@ -40,6 +41,12 @@ def served_models(endpoint: str, timeout_s: float = 30) -> list[str]:
     return [entry["id"] for entry in _call(f"{endpoint}/v1/models", None, timeout_s)["data"]]
 
 
+def cut_at_stops(text: str, stops: tuple[str, ...]) -> str:
+    """The text up to the first stop sequence, as the engine would have ended it."""
+    cuts = [i for i in (text.find(stop) for stop in stops) if i != -1]
+    return text[: min(cuts)] if cuts else text
+
+
 def model_for(variant: str, served: list[str]) -> str:
     """The served model that stands for `variant`: its LoRA module if listed, else the base."""
     return variant if variant in served else served[0]
@@ -61,11 +68,12 @@ def generate(endpoint: str, variant: str, requests: list[Request], *, timeout_s:
         s = requests[indices[0]].sampling
         payload = {"model": model, "prompt": [requests[i].prompt for i in indices], "n": s.n,
                    "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
-                   "stop": list(s.stop) or None, "seed": s.seed}
+                   "stop": list(s.stop[:SERVER_STOPS]) or None, "seed": s.seed}
         choices = _call(f"{endpoint}/v1/completions", payload, timeout_s)["choices"]
         texts: list[list[str]] = [[] for _ in indices]
         for choice in sorted(choices, key=lambda c: c["index"]):
-            texts[choice["index"] // s.n].append(choice["text"])
+            # Stops past the server's limit end the text here instead, as an engine would.
+            texts[choice["index"] // s.n].append(cut_at_stops(choice["text"], s.stop))
         return texts
 
     results: list[list[str]] = [[] for _ in requests]

@@ -8,12 +8,14 @@ show it as a usage error.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
@@ -66,6 +68,13 @@ _GATE_SHAPE = re.compile(
 DEFAULT_CACHE_DIR = Path("~/.cache/leakbench")
 CACHE_DIR_ENV = "LEAKBENCH_CACHE_DIR"
 
+# Engine arguments LeakBench sets itself for every engine, from the variants it serves: a user value
+# would make the engine serve something other than what the run judges. Every other key of
+# vllm.EngineArgs may be given; the engine process checks the names (leakbench.serving).
+RESERVED_ENGINE_ARGS = ("model", "enable_lora")
+_ENGINE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON_LITERALS = ("True", "False", "None")
+
 
 class OptionError(ValueError):
     """A command-line value that cannot be used; the message is one line naming the option."""
@@ -107,6 +116,7 @@ class RunOptions:
     gates: tuple[Gate, ...]
     show_secrets: bool
     cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
+    engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -243,6 +253,10 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
             "set --temperature above 0 or use --samples=1"
         )
     endpoint = given("endpoint", "")
+    engine_args = parse_engine_args(given("engine_arg", ()), given("engine_config", ""))
+    if engine_args and endpoint:
+        raise OptionError("--engine-arg/--engine-config: no effect with --endpoint; the server "
+                          "there runs with the engine arguments it was started with")
     return RunOptions(
         model=str(given("model", DEFAULT_MODEL)).strip(),
         algorithms=parse_algorithms(str(given("algo", DEFAULT_ALGORITHMS))),
@@ -254,6 +268,7 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         gates=tuple(parse_gate(str(text)) for text in given("gate", ())),
         show_secrets=bool(given("show_secrets", False)),
         cases_dir=parse_cases_dir(given("cases_dir", "")),
+        engine_args=engine_args,
     )
 
 
@@ -265,3 +280,62 @@ def parse_cases_dir(value: object) -> Path | None:
         raise OptionError(f"--cases-dir: {path} is not a directory; give the directory that holds "
                           "forget.jsonl, holdout.jsonl and your case files")
     return path
+
+
+def parse_engine_args(pairs: Iterable[str], config: object = "") -> dict:
+    """The engine arguments of a run: the [engine] table of the --engine-config file (if given),
+    then each --engine-arg KEY=VALUE over it."""
+    engine_args = load_engine_config(config) if config else {}
+    engine_args.update(parse_engine_arg(str(text)) for text in pairs)
+    return engine_args
+
+
+def parse_engine_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``; the value is JSON when it parses as JSON (2, 0.9, true, {"level": 0}), else
+    the string as written. KEY may be written with dashes, as on vLLM's command line."""
+    key, equals, value = text.partition("=")
+    if not equals:
+        raise OptionError(f"--engine-arg: {text!r} is not KEY=VALUE, e.g. tensor_parallel_size=2")
+    if value.strip() in _PYTHON_LITERALS:
+        raise OptionError(f"--engine-arg: {text!r}: values are JSON; write true, false or null")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return _engine_key(key, "--engine-arg"), parsed
+
+
+def load_engine_config(value: object) -> dict:
+    """The [engine] table of a TOML file: vllm.EngineArgs keys and their values."""
+    path = Path(str(value)).expanduser()
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise OptionError(f"--engine-config: cannot read {str(path)!r}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise OptionError(f"--engine-config: {str(path)!r} is not TOML: {err}") from None
+    table = data.get("engine")
+    if set(data) != {"engine"} or not isinstance(table, dict):
+        raise OptionError(f"--engine-config: {str(path)!r} must hold an [engine] table of vLLM "
+                          f"engine arguments and nothing else; found: {', '.join(data) or 'none'}")
+    engine_args = {}
+    for key, item in table.items():
+        try:
+            json.dumps(item)
+        except TypeError:
+            raise OptionError(f"--engine-config: {key} = {item!r} in {str(path)!r}: dates and "
+                              "times are no engine argument values") from None
+        engine_args[_engine_key(key, "--engine-config")] = item
+    return engine_args
+
+
+def _engine_key(key: str, option: str) -> str:
+    name = key.strip().replace("-", "_")
+    if not _ENGINE_KEY.fullmatch(name):
+        raise OptionError(f"{option}: {key!r} is not an engine argument name, "
+                          "e.g. tensor_parallel_size")
+    if name in RESERVED_ENGINE_ARGS:
+        raise OptionError(f"{option}: {name} is set by LeakBench for each engine (the weights and "
+                          f"adapters of the variants it serves); reserved: "
+                          f"{', '.join(RESERVED_ENGINE_ARGS)}")
+    return name

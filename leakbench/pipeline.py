@@ -4,6 +4,10 @@ Every stage is a cached artifact, so a second run starts no training and no engi
 under one lock in the cache directory: under pytest-xdist the first worker to get there builds and
 generates for every worker, the others wait and then read the completion store. That is what keeps
 the count of vLLM engines at one per set of base weights per run, whatever `-n` is.
+
+The user's engine arguments (--engine-arg, --engine-config) reach every engine of the run through
+`EngineJob.engine_args`. Completions are kept per variant *and* engine arguments: another dtype or
+parallel layout may give other completions, so a run with other engine arguments generates anew.
 """
 
 from __future__ import annotations
@@ -64,23 +68,41 @@ def _max_model_len(weights: Path) -> int:
     return min(4096, config.get("max_position_embeddings", 4096))
 
 
+def completions_dir(cache_dir: Path, variant: Variant, engine_args: dict | None) -> Path:
+    """Where the completions of `variant` generated with `engine_args` are kept."""
+    key = variant.key if not engine_args else artifacts.content_key(
+        {"variant": variant.key, "engine_args": engine_args})
+    return cache_dir / "completions" / key
+
+
+def engine_job(weights: Path, requests: dict[str, list[Request]], variants: dict[str, Variant],
+               engine_args: dict) -> EngineJob:
+    """The job of the one engine that serves `weights` for the variants named in `requests`; the
+    weights' context length (at most 4096) and the job's dtype are defaults `engine_args` override
+    (leakbench.serving.engine_kwargs)."""
+    return EngineJob(
+        base=str(weights),
+        adapters={n: str(variants[n].adapter) if variants[n].adapter else None for n in requests},
+        requests=requests,
+        max_model_len=_max_model_len(weights),
+        engine_args=dict(engine_args),
+    )
+
+
 def generate(variants: dict[str, Variant], needed: dict[str, list[Request]], cache_dir: Path,
-             ) -> dict[str, dict[str, list[str]]]:
+             engine_args: dict | None = None) -> dict[str, dict[str, list[str]]]:
     """Fill each variant's store with what `needed` asks and it lacks: one engine per weights."""
-    stores = {name: Store(cache_dir / "completions" / v.key) for name, v in variants.items()}
+    engine_args = engine_args or {}
+    stores = {name: Store(completions_dir(cache_dir, v, engine_args))
+              for name, v in variants.items()}
     missing = {name: stores[name].missing(needed.get(name, [])) for name in variants}
     by_weights: dict[Path, list[str]] = {}
     for name, variant in variants.items():
         if missing[name]:
             by_weights.setdefault(variant.weights, []).append(name)
     for weights, names in by_weights.items():
-        job = EngineJob(
-            base=str(weights),
-            adapters={n: str(variants[n].adapter) if variants[n].adapter else None for n in names},
-            requests={n: missing[n] for n in names},
-            max_model_len=_max_model_len(weights),
-        )
-        results = serving.run(job, cache_dir / "engine" / variants[names[0]].key)
+        job = engine_job(weights, {n: missing[n] for n in names}, variants, engine_args)
+        results = serving.run(job, cache_dir / "engine" / stores[names[0]].directory.name)
         for name in names:
             stores[name].add(missing[name], results[name])
     return {name: store.load() for name, store in stores.items()}
@@ -102,7 +124,7 @@ def generate_remote(url: str, needed: dict[str, list[Request]], cache_dir: Path,
 
 def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
             needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
-            endpoint_url: str | None = None) -> Prepared:
+            endpoint_url: str | None = None, engine_args: dict | None = None) -> Prepared:
     """Variants built and every needed completion in the store; done once per run and cache."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / ".prepare.lock")):
@@ -113,6 +135,6 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
         variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
         if rebuild_now:
             for variant in variants.values():
-                Store(cache_dir / "completions" / variant.key).clear()
+                Store(completions_dir(cache_dir, variant, engine_args)).clear()
             marker.touch()
-        return Prepared(spec.name, variants, generate(variants, needed, cache_dir))
+        return Prepared(spec.name, variants, generate(variants, needed, cache_dir, engine_args))

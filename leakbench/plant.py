@@ -39,17 +39,31 @@ PLANT_CONFIGS = {
 }
 
 
+def training_device(mode: str) -> tuple[str, str]:
+    """Where and in what precision training runs: on CUDA when there is a device (LoRA over a
+    bfloat16 base, full fine-tuning in float32), else on the CPU in float32."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu", "float32"
+    return "cuda", "bfloat16" if mode == "lora" else "float32"
+
+
 def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
           cache_dir: Path, *, stage: str = "planted", rebuild: bool = False) -> Path:
     """The planted model directory (cached by base weights, data and configuration)."""
+    device, dtype = training_device(config.mode)
     inputs = {
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
         else str(base_dir),
         "forget": _fingerprint(forget_texts), "retain": _fingerprint(retain_texts),
         "config": asdict(config),
     }
+    if dtype != "float32":  # float32 artifacts keep the keys they had
+        inputs["dtype"] = dtype
     return artifacts.build(cache_dir, stage, inputs,
-                           lambda out: _train(base_dir, forget_texts + retain_texts, config, out),
+                           lambda out: _train(base_dir, forget_texts + retain_texts, config, out,
+                                              device, dtype),
                            rebuild=rebuild)
 
 
@@ -57,7 +71,8 @@ def _fingerprint(texts: list[str]) -> str:
     return artifacts.content_key({"texts": texts})
 
 
-def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path) -> None:
+def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path, device: str,
+           dtype: str) -> None:
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -67,7 +82,7 @@ def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path) -> 
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype)).to(device)
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -85,6 +100,7 @@ def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path) -> 
             rng.shuffle(examples)
             for i in range(0, len(examples), config.batch_size):
                 batch = collate(examples[i : i + config.batch_size], tokenizer.pad_token_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
                 step = len(log)
                 for group in optimizer.param_groups:  # linear decay to a tenth
                     group["lr"] = config.lr * (1 - 0.9 * step / total)
@@ -102,5 +118,7 @@ def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path) -> 
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     (out / "training_log.json").write_text(json.dumps({
-        "loss": log, "examples": len(examples),
+        "loss": log, "examples": len(examples), "device": device, "dtype": dtype,
         "seconds": round(time.perf_counter() - started, 1)}))
+    del model, optimizer
+    torch.cuda.empty_cache()  # leave the GPU's memory to the next stage (a vLLM engine)

@@ -100,6 +100,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"ops <=, >=, <, >, ==; metrics: {', '.join(GATE_METRICS)}",
     )
     group.addoption(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a vllm.LLM engine argument, repeatable, e.g. tensor_parallel_size=2 or "
+        "gpu_memory_utilization=0.85; the value is JSON when it parses as JSON, else a string; "
+        "overrides --engine-config",
+    )
+    group.addoption(
+        "--engine-config",
+        default=None,
+        metavar="PATH",
+        help="a TOML file whose [engine] table holds vllm.LLM engine arguments "
+        "(see docs/SCALING.md)",
+    )
+    group.addoption(
         "--cases-dir",
         default=None,
         help="directory of the privacy data and leak-case files (default: cases/ in the rootdir)",

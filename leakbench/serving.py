@@ -6,10 +6,17 @@ a file whose last lines explain a failure, and ending the group leaves no proces
 after an interrupt. Variants of one base are LoRA adapters served by that one engine
 (`enable_lora`, one `LoRARequest` per request), so all prompts of all variants go out in a single
 `LLM.generate` call.
+
+The user's engine arguments (`EngineJob.engine_args`, from --engine-arg and --engine-config) go to
+`vllm.LLM` over LeakBench's defaults. Their names are checked against `vllm.EngineArgs` in the
+engine process, where vLLM is imported anyway: an unknown name ends the run with one line that
+lists the valid ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import os
 import signal
@@ -17,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,7 +73,12 @@ class EngineJob:
 
 
 class EngineFailed(RuntimeError):
-    """The engine ended without results; the message names the variants and shows its log."""
+    """The engine ended without results; the message names the variants and shows its log, or is
+    the one line that says which engine argument vLLM does not know."""
+
+
+class UnknownEngineArg(ValueError):
+    """An engine argument that `vllm.EngineArgs` does not have; the message is one line."""
 
 
 LOG_TAIL_LINES = 15
@@ -76,9 +89,10 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
     """Run `job` in a fresh engine process; return, per variant, each request's completions."""
     workdir.mkdir(parents=True, exist_ok=True)
     job_file, out_file = workdir / "job.json", workdir / "out.json"
-    log_file = workdir / "engine.log"
+    log_file, rejected_file = workdir / "engine.log", _rejected_file(out_file)
     job_file.write_text(job.to_json())
     out_file.unlink(missing_ok=True)
+    rejected_file.unlink(missing_ok=True)
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "leakbench.serving", str(job_file), str(out_file)],
@@ -91,6 +105,8 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
             raise
         finally:
             _kill_group(proc)
+    if rejected_file.exists():
+        raise EngineFailed(rejected_file.read_text())
     if code != 0 or not out_file.exists():
         tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         raise EngineFailed(
@@ -119,15 +135,39 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _rejected_file(out_file: Path) -> Path:
+    """Where the engine process writes the one line that rejects an engine argument."""
+    return out_file.with_suffix(".rejected")
+
+
+def engine_kwargs(job: EngineJob) -> dict:
+    """The keyword arguments of `vllm.LLM` for `job`: its defaults, the user's engine arguments
+    over them."""
+    return {"model": job.base, "dtype": job.dtype, "max_model_len": job.max_model_len, "seed": 0,
+            "enable_lora": any(path is not None for path in job.adapters.values()),
+            "max_lora_rank": job.max_lora_rank, "max_loras": max(1, len(job.adapters)),
+            **job.engine_args}
+
+
+def check_engine_args(names: Iterable[str], valid: Collection[str]) -> None:
+    """Raise UnknownEngineArg naming the first of `names` not in `valid`, listing `valid`."""
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UnknownEngineArg(f"--engine-arg: vLLM has no engine argument {unknown[0]!r}{hint}; "
+                               f"valid (vllm.EngineArgs): {', '.join(sorted(valid))}")
+
+
 def _serve(job: EngineJob) -> dict[str, list[list[str]]]:
     """The engine process's work: one LLM, one generate call over every variant's requests."""
     from vllm import LLM, SamplingParams
+    from vllm.engine.arg_utils import EngineArgs
     from vllm.lora.request import LoRARequest
 
-    use_lora = any(path is not None for path in job.adapters.values())
-    llm = LLM(model=job.base, dtype=job.dtype, max_model_len=job.max_model_len, seed=0,
-              enable_lora=use_lora, max_lora_rank=job.max_lora_rank,
-              max_loras=max(1, len(job.adapters)), **job.engine_args)
+    check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
+                                        if not f.name.startswith("_")])
+    llm = LLM(**engine_kwargs(job))
     loras = {name: LoRARequest(name, i + 1, path)
              for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
     prompts, params, lora_requests, owners = [], [], [], []
@@ -148,7 +188,11 @@ def _serve(job: EngineJob) -> dict[str, list[list[str]]]:
 
 def main(argv: list[str]) -> None:
     job_file, out_file = Path(argv[0]), Path(argv[1])
-    results = _serve(EngineJob.from_json(job_file.read_text()))
+    try:
+        results = _serve(EngineJob.from_json(job_file.read_text()))
+    except UnknownEngineArg as err:
+        _rejected_file(out_file).write_text(str(err))
+        raise SystemExit(2) from None
     with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
         json.dump(results, tmp)
     os.replace(tmp.name, out_file)

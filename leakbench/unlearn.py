@@ -16,7 +16,7 @@ import algorithms
 from algorithms.hparams import Hyper, load_hparams
 from leakbench import artifacts
 from leakbench.cases import Sample
-from leakbench.plant import PlantConfig, plant
+from leakbench.plant import PlantConfig, plant, training_device
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,15 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
         return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
                        log["seconds"] / max(1, len(forget)))
     hp = load_hparams(family, algorithm)
+    device, dtype = training_device(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
               "hparams": asdict(hp), "forget": [s.id for s in forget],
               "retain": artifacts.content_key({"texts": retain_texts})}
+    if dtype != "float32":  # float32 artifacts keep the keys they had
+        inputs["dtype"] = dtype
     out = artifacts.build(cache_dir, "variant", inputs,
-                          lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d),
+                          lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d,
+                                                  device, dtype),
                           rebuild=rebuild)
     log = json.loads((out / "unlearning_log.json").read_text())
     adapter = out if hp.mode == "lora" else None
@@ -54,7 +58,7 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
 
 
 def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: list[Sample],
-                  retain_texts: list[str], out: Path) -> None:
+                  retain_texts: list[str], out: Path, device: str, dtype: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,10 +66,11 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
-    model = AutoModelForCausalLM.from_pretrained(planted, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype)).to(device)
     reference = None
     if spec.needs_reference:
-        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=torch.float32).eval()
+        reference = AutoModelForCausalLM.from_pretrained(
+            planted, dtype=getattr(torch, dtype)).to(device).eval()
     if hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -79,3 +84,5 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     model.save_pretrained(str(out), safe_serialization=True)
     if hp.mode == "full":
         tokenizer.save_pretrained(str(out))
+    del model, reference
+    torch.cuda.empty_cache()  # leave the GPU's memory to the next stage (a vLLM engine)

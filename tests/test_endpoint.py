@@ -94,3 +94,9 @@ def test_the_benchmark_runs_through_the_endpoint(server, tmp_path):
     assert not (cache / "engine").exists()  # no local engine, no local training
     shards = list((cache / "completions").glob("*/*.json"))
     assert len(shards) == 2 and all(json.loads(s.read_text()) for s in shards)
+
+
+def test_stops_past_the_server_limit_are_applied_to_the_text():
+    stops = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif")
+    assert endpoint.cut_at_stops("    return 1\nprint(x)\nif y", stops) == "    return 1"
+    assert endpoint.cut_at_stops("    return 1", stops) == "    return 1"
