@@ -1,9 +1,10 @@
-"""Quality of the embedded base model: capability-probe and HumanEval pass@1, greedy, sandboxed.
+"""Quality of the embedded base model: capability-probe and HumanEval pass@1, code completion.
 
     python bench/tiny_quality.py [--config tiny|micro]
 
 Builds the model if it is not cached (and says how long that took), generates greedily through
-one vLLM engine (leakbench.serving), executes every program in the sandbox, and writes the
+one vLLM engine (leakbench.serving), executes every program in the sandbox, scores code
+completion (next-token accuracy and perplexity) on the held-out stdlib modules, and writes the
 figures to the "Embedded model" section of docs/RESULTS.md.
 """
 
@@ -21,8 +22,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leakbench import artifacts, capability, humaneval, sandbox, serving, tiny  # noqa: E402
+from leakbench import artifacts, capability, corpus, humaneval, sandbox, serving, tiny  # noqa: E402
 from leakbench.docs_section import write_section  # noqa: E402
+
+
+def code_completion(model_dir: Path, window: int = 256) -> tuple[float, float, int]:
+    """Next-token accuracy and perplexity over the held-out stdlib modules, in windows of
+    `window` tokens (every token predicted once, from up to `window` - 1 tokens before it)."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = [i for text in corpus.stdlib_sources(heldout=True) for i in tokenizer(text).input_ids]
+    rows = [ids[i : i + window] for i in range(0, len(ids) - 1, window)]
+    correct = total = 0
+    nll = 0.0
+    with torch.no_grad():
+        for row in rows:
+            if len(row) < 2:
+                continue
+            x = torch.tensor([row])
+            logits = model(x).logits[0, :-1]
+            targets = x[0, 1:]
+            nll += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(-1) == targets).sum().item()
+            total += len(targets)
+    return correct / total, math.exp(nll / total), total
 
 
 def main() -> None:
@@ -57,6 +85,7 @@ def main() -> None:
     cap = sum(r.passed for r in results[: len(tasks)])
     he = sum(r.passed for r in results[len(tasks):])
 
+    accuracy, perplexity, scored = code_completion(model_dir)
     weights = artifacts.file_sha256(model_dir / "model.safetensors")
     lines = [
         f"`{config.name}`: {log['parameters']:,} parameters, trained on {log['tokens']:,} tokens "
@@ -73,6 +102,8 @@ def main() -> None:
         f"- HumanEval pass@1 (greedy, sandboxed): {he / len(problems):.1%} ({he}/{len(problems)})"
         " - expected near 0 for a model this small: HumanEval asks for reasoning no model of a few"
         " million parameters has.",
+        f"- Code completion on the held-out stdlib modules ({', '.join(corpus.HELDOUT_MODULES)};"
+        f" {scored:,} tokens): next-token accuracy {accuracy:.1%}, perplexity {perplexity:.2f}.",
         f"- Generation of {len(requests)} completions in one engine process: {generate_s:.0f} s "
         "(engine start included).",
     ]
