@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from leakbench import artifacts, capability, corpus, humaneval, sandbox, serving, tiny  # noqa: E402
 from leakbench.docs_section import write_section  # noqa: E402
+from leakbench.options import parse_cache_dir  # noqa: E402
 
 
 def code_completion(model_dir: Path, window: int = 256) -> tuple[float, float, int]:
@@ -56,8 +57,7 @@ def code_completion(model_dir: Path, window: int = 256) -> tuple[float, float, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(tiny.CONFIGS), default="tiny")
-    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get(
-        "LEAKBENCH_CACHE_DIR", Path.home() / ".cache" / "leakbench")))
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""))
     args = parser.parse_args()
     config = tiny.CONFIGS[args.config]
 

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leakbench.docs_section import write_section  # noqa: E402
+from leakbench.options import parse_cache_dir  # noqa: E402
 
 GOAL = 1.3
 SELECTION = "email or iban or HumanEval-0 or add-"
@@ -62,8 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="micro")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get(
-        "LEAKBENCH_CACHE_DIR", Path.home() / ".cache" / "leakbench")))
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""))
     args = parser.parse_args()
     figures = {}
     with tempfile.TemporaryDirectory() as report:

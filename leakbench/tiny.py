@@ -165,12 +165,13 @@ def train_into(config: TinyConfig, out: Path) -> None:
 
 def main() -> None:
     import argparse
-    import os
+
+    from leakbench.options import parse_cache_dir
 
     parser = argparse.ArgumentParser(description="Build the embedded model (cached by content).")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--cache-dir", type=Path, default=Path(
-        os.environ.get("LEAKBENCH_CACHE_DIR", Path.home() / ".cache" / "leakbench")))
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
+                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     path = build(CONFIGS[args.config], args.cache_dir, rebuild=args.rebuild)
