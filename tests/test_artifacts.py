@@ -81,3 +81,11 @@ def test_concurrent_builders_build_once(tmp_path):
     assert counter.read_text().count("built") == 1
     manifest = json.loads(next((tmp_path / "cache" / "stage").glob("*/manifest.json")).read_text())
     assert manifest["files"].keys() == {"data.txt"}
+
+
+def test_a_killed_builders_leftovers_are_removed_by_the_next_build(tmp_path):
+    stale = tmp_path / "stage" / f".{artifacts.content_key({'a': 1})}.tmp-99999999"
+    stale.mkdir(parents=True)
+    (stale / "half.txt").write_text("half")
+    artifacts.build(tmp_path, "stage", {"a": 1}, _write("x"))
+    assert not stale.exists()
