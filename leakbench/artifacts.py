@@ -76,7 +76,7 @@ def build(
     with FileLock(str(stage_dir / f".{key}.lock")):
         if not rebuild and is_intact(final):
             return final
-        for stale in stage_dir.glob(f".{key}.tmp-*"):  # a killed builder's leftovers; we hold the lock
+        for stale in stage_dir.glob(f".{key}.tmp-*"):  # a killed builder's; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
         tmp = stage_dir / f".{key}.tmp-{os.getpid()}"
         tmp.mkdir()
