@@ -3,7 +3,8 @@
 `pytest_generate_tests` turns the data into tests: a test that takes `algorithm` runs once per
 --algo choice; one that takes `forget_probe`, `holdout_probe` or `functional_task` runs once per
 probe or task. The `prepared` fixture builds every variant and generates every completion the
-collected tests need (leakbench.pipeline) before the first test reads one; tests only judge.
+collected tests need (leakbench.pipeline) before the first test reads one, with the privacy
+metrics of the collected `memorization` tests (leakbench.privacy_metrics); tests only judge.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
     return needed
 
 
+def _measured_algorithms(session: pytest.Session) -> tuple[str, ...]:
+    """The algorithms of the collected memorization tests: their privacy metrics are computed."""
+    measured = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("memorization") and "algorithm" in params:
+            measured.append(params["algorithm"])
+    return tuple(dict.fromkeys(measured))
+
+
 @pytest.fixture(scope="session")
 def prepared(request: pytest.FixtureRequest):
     """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
@@ -76,6 +87,7 @@ def prepared(request: pytest.FixtureRequest):
             config.stash[MODEL_SPEC], options.algorithms, privacy_data(config),
             _needed_requests(request.session, options), options.cache_dir,
             rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
-            engine_args=options.engine_args)
+            engine_args=options.engine_args, metrics=options.metrics,
+            measured=_measured_algorithms(request.session))
     except (EngineFailed, EndpointError) as err:
         pytest.exit(str(err), returncode=3)

@@ -1,10 +1,12 @@
-"""The completion store: every completion ever generated for a variant, keyed by request.
+"""The completion store: every answer ever generated for a variant, keyed by request.
 
 One directory per variant key; inside, shards named by the SHA-256 of their own content, each a JSON
-map from request key (prompt + sampling) to completions. A shard is written to a temporary name and
-renamed, so a reader sees whole shards only; a shard whose content does not match its name
-(corrupted, truncated, edited) is ignored and its requests are generated again. A later run, or a
-run with more probes, generates only what is missing.
+map from request key to answer: for a text `Request` (key: prompt + sampling) its completions, for a
+`TokenRequest` (key: prompt ids + sampling + whether prompt log-probs were asked) its
+`TokenAnswer`. A shard is written to a temporary name and renamed, so a reader sees whole shards
+only; a shard whose content does not match its name (corrupted, truncated, edited) is ignored and
+its requests are generated again. A later run, or a run with more probes, generates only what is
+missing.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
-from leakbench.serving import Request
+from leakbench.serving import Answer, Request, TokenRequest, request_to_dict
 
 
-def request_key(request: Request) -> str:
-    payload = json.dumps({"prompt": request.prompt, "sampling": asdict(request.sampling)},
-                         sort_keys=True)
+def request_key(request: Request | TokenRequest) -> str:
+    """The hash of every field of the request; the two kinds have different fields, so their keys
+    never meet (and a text Request keeps the key it always had: prompt + sampling)."""
+    payload = json.dumps(request_to_dict(request), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -29,8 +31,8 @@ class Store:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def load(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
+    def load(self) -> dict[str, Answer]:
+        found: dict[str, Answer] = {}
         if not self.directory.is_dir():
             return found
         for shard in sorted(self.directory.glob("*.json")):
@@ -40,7 +42,7 @@ class Store:
             found.update(json.loads(data))
         return found
 
-    def missing(self, requests: list[Request]) -> list[Request]:
+    def missing(self, requests: list[Request | TokenRequest]) -> list[Request | TokenRequest]:
         have = self.load()
         seen, out = set(), []
         for request in requests:
@@ -51,14 +53,14 @@ class Store:
         return out
 
     def clear(self) -> None:
-        """Forget every completion (a rebuilt variant must be asked again)."""
+        """Forget every answer (a rebuilt variant must be asked again)."""
         for shard in self.directory.glob("*.json"):
             shard.unlink()
 
-    def add(self, requests: list[Request], completions: list[list[str]]) -> None:
+    def add(self, requests: list[Request | TokenRequest], answers: list[Answer]) -> None:
         if not requests:
             return
-        data = json.dumps({request_key(r): c for r, c in zip(requests, completions, strict=True)},
+        data = json.dumps({request_key(r): a for r, a in zip(requests, answers, strict=True)},
                           sort_keys=True).encode()
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(data).hexdigest()[:24]

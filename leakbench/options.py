@@ -34,6 +34,16 @@ ALGORITHMS = tuple(ALGORITHM_DESCRIPTIONS)
 DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
 DEFAULT_MODEL = "tiny"
 
+METRIC_GROUPS = {
+    "ma": "memorization accuracy of the secrets, teacher-forced (CodeEraser)",
+    "el": "extraction likelihood EL_3, EL_5, EL_10 of the secrets (CodeEraser, Jang et al.)",
+    "mia": "membership-inference AUC of LOSS, zlib, Min-K% and Min-K%++, forget vs holdout texts",
+    "privleak": "MUSE PrivLeak: the Min-K% AUC against the retrain variant's (needs retrain)",
+}
+# EL_n greedy-decodes from every split point of every secret: on tiny about 31,000 extra requests
+# per variant (156 s of generation measured). Opt in with --metrics=all or el.
+DEFAULT_METRICS = "ma,mia,privleak"
+
 GATE_METRICS = {
     "direct_leak": "share of leak probes whose completion contains the exact secret (rate)",
     "indirect_leak": "share of leak probes with a partial, related or other record's secret (rate)",
@@ -117,6 +127,7 @@ class RunOptions:
     show_secrets: bool
     cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
     engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
+    metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -135,6 +146,24 @@ def parse_algorithms(text: str) -> tuple[str, ...]:
             f"--algo: unknown algorithm {shown}; valid: {valid}, all, or a comma list"
         )
     return tuple(name for name in ALGORITHMS if name in names)
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """Metric groups from "all", "none" (no privacy metrics) or a comma list, in the order of
+    `METRIC_GROUPS`."""
+    names = {item.strip().lower() for item in text.split(",")}
+    if names == {"none"}:
+        return ()
+    if "none" in names:
+        raise OptionError(f"--metrics: {text!r}: none (no privacy metrics) stands alone")
+    if "all" in names:
+        return tuple(METRIC_GROUPS)
+    unknown = sorted(names - set(METRIC_GROUPS))
+    if unknown:
+        shown = ", ".join(repr(name) for name in unknown)
+        raise OptionError(f"--metrics: unknown metric group {shown}; valid: "
+                          f"{', '.join(METRIC_GROUPS)}, all, none, or a comma list")
+    return tuple(name for name in METRIC_GROUPS if name in names)
 
 
 def parse_gate(text: str) -> Gate:
@@ -269,6 +298,7 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         show_secrets=bool(given("show_secrets", False)),
         cases_dir=parse_cases_dir(given("cases_dir", "")),
         engine_args=engine_args,
+        metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
     )
 
 

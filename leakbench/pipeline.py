@@ -5,6 +5,11 @@ under one lock in the cache directory: under pytest-xdist the first worker to ge
 generates for every worker, the others wait and then read the completion store. That is what keeps
 the count of vLLM engines at one per set of base weights per run, whatever `-n` is.
 
+The privacy metrics of the `memorization` tests (leakbench.privacy_metrics) ride along: their
+token-level requests join the same engine call, and Min-K%++, which needs the full next-token
+distribution, is computed here with transformers after generation, per variant, as a cached
+artifact. `Prepared.privacy` holds the per-sample scores the tests aggregate.
+
 The user's engine arguments (--engine-arg, --engine-config) reach every engine of the run through
 `EngineJob.engine_args`. Completions are kept per variant *and* engine arguments: another dtype or
 parallel layout may give other completions, so a run with other engine arguments generates anew.
@@ -13,7 +18,7 @@ parallel layout may give other completions, so a run with other engine arguments
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -21,8 +26,9 @@ from filelock import FileLock
 from leakbench import artifacts, corpus, endpoint, models, serving, tiny
 from leakbench.completions import Store, request_key
 from leakbench.plant import PLANT_CONFIGS, plant
+from leakbench.privacy_metrics import Plan, Scores
 from leakbench.probes import PrivacyData
-from leakbench.serving import EngineJob, Request
+from leakbench.serving import Answer, EngineJob, Request, TokenRequest
 from leakbench.unlearn import Variant, build_variant
 
 
@@ -30,9 +36,11 @@ from leakbench.unlearn import Variant, build_variant
 class Prepared:
     model: str
     variants: dict[str, Variant]  # empty when an --endpoint served the models
-    completions: dict[str, dict[str, list[str]]]  # algorithm -> request key -> completions
+    completions: dict[str, dict[str, Answer]]  # algorithm -> request key -> answer
+    privacy: dict[str, Scores] = field(default_factory=dict)  # algorithm -> per-sample scores
 
-    def of(self, algorithm: str, request: Request) -> list[str]:
+    def of(self, algorithm: str, request: Request | TokenRequest) -> Answer:
+        """The completions of a text request, the `TokenAnswer` of a token request."""
         return self.completions[algorithm][request_key(request)]
 
     def describe(self, algorithm: str) -> dict:
@@ -75,8 +83,8 @@ def completions_dir(cache_dir: Path, variant: Variant, engine_args: dict | None)
     return cache_dir / "completions" / key
 
 
-def engine_job(weights: Path, requests: dict[str, list[Request]], variants: dict[str, Variant],
-               engine_args: dict) -> EngineJob:
+def engine_job(weights: Path, requests: dict[str, list[Request | TokenRequest]],
+               variants: dict[str, Variant], engine_args: dict) -> EngineJob:
     """The job of the one engine that serves `weights` for the variants named in `requests`; the
     weights' context length (at most 4096) and the job's dtype are defaults `engine_args` override
     (leakbench.serving.engine_kwargs)."""
@@ -89,8 +97,8 @@ def engine_job(weights: Path, requests: dict[str, list[Request]], variants: dict
     )
 
 
-def generate(variants: dict[str, Variant], needed: dict[str, list[Request]], cache_dir: Path,
-             engine_args: dict | None = None) -> dict[str, dict[str, list[str]]]:
+def generate(variants: dict[str, Variant], needed: dict[str, list[Request | TokenRequest]],
+             cache_dir: Path, engine_args: dict | None = None) -> dict[str, dict[str, Answer]]:
     """Fill each variant's store with what `needed` asks and it lacks: one engine per weights."""
     engine_args = engine_args or {}
     stores = {name: Store(completions_dir(cache_dir, v, engine_args))
@@ -124,8 +132,12 @@ def generate_remote(url: str, needed: dict[str, list[Request]], cache_dir: Path,
 
 def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
             needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
-            endpoint_url: str | None = None, engine_args: dict | None = None) -> Prepared:
-    """Variants built and every needed completion in the store; done once per run and cache."""
+            endpoint_url: str | None = None, engine_args: dict | None = None,
+            metrics: tuple[str, ...] = (), measured: tuple[str, ...] = ()) -> Prepared:
+    """Variants built and every needed completion in the store; done once per run and cache.
+
+    `metrics` are the privacy metric groups (--metrics) to compute for the algorithms in
+    `measured` (those whose memorization tests were collected); not through an --endpoint."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / ".prepare.lock")):
         if endpoint_url:
@@ -137,4 +149,9 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
             for variant in variants.values():
                 Store(completions_dir(cache_dir, variant, engine_args)).clear()
             marker.touch()
-        return Prepared(spec.name, variants, generate(variants, needed, cache_dir, engine_args))
+        plan = Plan.build(metrics, measured, algorithms, variants, data)
+        if plan is None:
+            return Prepared(spec.name, variants, generate(variants, needed, cache_dir, engine_args))
+        answers = generate(variants, plan.add_requests(needed), cache_dir, engine_args)
+        return Prepared(spec.name, variants, answers,
+                        plan.measure(variants, answers, cache_dir, rebuild=rebuild_now))

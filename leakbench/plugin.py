@@ -22,8 +22,10 @@ from leakbench.options import (
     CACHE_DIR_ENV,
     DEFAULT_ALGORITHMS,
     DEFAULT_CACHE_DIR,
+    DEFAULT_METRICS,
     DEFAULT_MODEL,
     GATE_METRICS,
+    METRIC_GROUPS,
     OptionError,
     RunOptions,
     parse_options,
@@ -40,6 +42,8 @@ MARKERS = {
     "value",
     "holdout": "the leak probes on values the model never saw (false-positive control)",
     "functional": "passes when the generated code passes the problem's tests in the sandbox",
+    "memorization": "per algorithm, MA, EL_n, MIA AUC and PrivLeak; passes when the secrets' MA is "
+    "below the holdout values' (forgotten)",
 }
 
 RUN_OPTIONS = pytest.StashKey[RunOptions]()
@@ -75,6 +79,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--temperature", default="0", help="sampling temperature >= 0; 0 is greedy (default: 0)"
+    )
+    metric_groups = "; ".join(f"{name} = {text}" for name, text in METRIC_GROUPS.items()
+                              ).replace("%", "%%")  # argparse formats help strings with %
+    group.addoption(
+        "--metrics",
+        default=DEFAULT_METRICS,
+        help=f"privacy metrics of the memorization tests, 'all', 'none' or a comma list (default: "
+        f"{DEFAULT_METRICS}): {metric_groups}",
     )
     group.addoption(
         "--cache-dir",

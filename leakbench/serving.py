@@ -7,6 +7,13 @@ after an interrupt. Variants of one base are LoRA adapters served by that one en
 (`enable_lora`, one `LoRARequest` per request), so all prompts of all variants go out in a single
 `LLM.generate` call.
 
+Two kinds of request share that call. A `Request` is a text prompt answered with completion texts
+(the leak probes and functional tasks). A `TokenRequest` is a prompt of token ids answered with
+token ids and, when it asks for them, the prompt's log-probs (`prompt_logprobs=1`: for each
+prompt token after the first, its log-prob and the model's top-1 token there): the memorization
+and membership metrics (leakbench.privacy_metrics) are defined on exact tokens, which a text
+prompt tokenized again by the engine need not reproduce.
+
 The user's engine arguments (`EngineJob.engine_args`, from --engine-arg and --engine-config) go to
 `vllm.LLM` over LeakBench's defaults. Their names are checked against `vllm.EngineArgs` in the
 engine process, where vLLM is imported anyway: an unknown name ends the run with one line that
@@ -46,29 +53,68 @@ class Request:
 
 
 @dataclass(frozen=True)
+class TokenRequest:
+    """Token ids in, token ids out (no text, so no stop strings): answered with a `TokenAnswer`.
+
+    `prompt_logprobs` also asks, for every prompt token after the first, for its log-prob and the
+    top-1 token the model predicts at its place (vLLM's `prompt_logprobs=1`)."""
+
+    prompt_ids: tuple[int, ...]
+    sampling: Sampling
+    prompt_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.prompt_ids:
+            raise ValueError("a TokenRequest needs at least one prompt token")
+        if self.sampling.stop:
+            raise ValueError("a TokenRequest is not detokenized: it takes no stop strings")
+
+
+# The answer to a TokenRequest, as JSON: {"token_ids": one list of generated ids per sample,
+# "prompt_logprobs": [[log-prob of prompt token t, top-1 token id at t] for t = 1 .. len - 1],
+# or null when the request did not ask for them}.
+TokenAnswer = dict
+# What the engine answers per request: the completion texts of a Request, or a TokenAnswer.
+Answer = list[str] | TokenAnswer
+
+
+def request_to_dict(request: Request | TokenRequest) -> dict:
+    """The request's fields, JSON-ready: what `dataclasses.asdict` gives, without the deep copy of
+    every prompt token that makes it slow on tens of thousands of token requests."""
+    fields = {name: getattr(request, name) for name in request.__dataclass_fields__}
+    return {**fields, "sampling": asdict(request.sampling)}
+
+
+def request_from_dict(raw: dict) -> Request | TokenRequest:
+    """The request `request_to_dict` wrote as `raw` (a TokenRequest has `prompt_ids`)."""
+    sampling = Sampling(**{**raw["sampling"], "stop": tuple(raw["sampling"]["stop"])})
+    if "prompt_ids" in raw:
+        return TokenRequest(tuple(raw["prompt_ids"]), sampling, raw["prompt_logprobs"])
+    return Request(raw["prompt"], sampling)
+
+
+@dataclass(frozen=True)
 class EngineJob:
     """Everything one engine generates: the requests of each variant (None = the bare base)."""
 
     base: str
     adapters: dict[str, str | None]  # variant name -> LoRA adapter directory, or None
-    requests: dict[str, list[Request]]  # variant name -> its requests
+    requests: dict[str, list[Request | TokenRequest]]  # variant name -> its requests
     max_lora_rank: int = 16
     max_model_len: int = 2048
     dtype: str = "float32"
     engine_args: dict = field(default_factory=dict)  # passed through to vllm.LLM
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        requests = {name: [request_to_dict(r) for r in rs] for name, rs in self.requests.items()}
+        return json.dumps({**fields, "requests": requests})
 
     @classmethod
     def from_json(cls, text: str) -> EngineJob:
         raw = json.loads(text)
-        raw["requests"] = {
-            name: [Request(r["prompt"], Sampling(**{**r["sampling"],
-                                                    "stop": tuple(r["sampling"]["stop"])}))
-                   for r in requests]
-            for name, requests in raw["requests"].items()
-        }
+        raw["requests"] = {name: [request_from_dict(r) for r in requests]
+                           for name, requests in raw["requests"].items()}
         return cls(**raw)
 
 
@@ -85,8 +131,8 @@ LOG_TAIL_LINES = 15
 
 
 def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
-        ) -> dict[str, list[list[str]]]:
-    """Run `job` in a fresh engine process; return, per variant, each request's completions."""
+        ) -> dict[str, list[Answer]]:
+    """Run `job` in a fresh engine process; return, per variant, each request's answer."""
     workdir.mkdir(parents=True, exist_ok=True)
     job_file, out_file = workdir / "job.json", workdir / "out.json"
     log_file, rejected_file = workdir / "engine.log", _rejected_file(out_file)
@@ -142,11 +188,38 @@ def _rejected_file(out_file: Path) -> Path:
 
 def engine_kwargs(job: EngineJob) -> dict:
     """The keyword arguments of `vllm.LLM` for `job`: its defaults, the user's engine arguments
-    over them."""
-    return {"model": job.base, "dtype": job.dtype, "max_model_len": job.max_model_len, "seed": 0,
-            "enable_lora": any(path is not None for path in job.adapters.values()),
-            "max_lora_rank": job.max_lora_rank, "max_loras": max(1, len(job.adapters)),
-            **job.engine_args}
+    over them. With adapters and prompt log-probs asked, LoRA is restricted to the modules the
+    adapters train (`lora_target_modules`)."""
+    adapters = [path for path in job.adapters.values() if path is not None]
+    kwargs = {"model": job.base, "dtype": job.dtype, "max_model_len": job.max_model_len, "seed": 0,
+              "enable_lora": bool(adapters), "max_lora_rank": job.max_lora_rank,
+              "max_loras": max(1, len(job.adapters))}
+    if adapters and any(isinstance(r, TokenRequest) and r.prompt_logprobs
+                        for requests in job.requests.values() for r in requests):
+        kwargs["lora_target_modules"] = lora_target_modules(adapters)
+    return {**kwargs, **job.engine_args}
+
+
+def lora_target_modules(adapter_dirs: Iterable[str]) -> list[str]:
+    """The modules (last part of their dotted names) the LoRA adapters in `adapter_dirs` train.
+
+    Given as `lora_target_modules`, vLLM wraps only those, and not the logits processor: its LoRA
+    version computes prompt log-probs with one LoRA index per request instead of per token, which
+    fails on the CPU and is wrong on GPUs (vllm-project/vllm#16668, #29955, #51594). So an
+    adapter that trains lm_head cannot give prompt log-probs; that is an error.
+    """
+    names: set[str] = set()
+    for directory in adapter_dirs:
+        config = json.loads((Path(directory) / "adapter_config.json").read_text())
+        targets = config["target_modules"]
+        if isinstance(targets, str):
+            raise ValueError(f"{directory}: target_modules is the pattern {targets!r}; prompt "
+                             "log-probs need the adapter's module names")
+        names.update(target.rsplit(".", 1)[-1] for target in targets)
+    if "lm_head" in names:
+        raise ValueError("a LoRA adapter trains lm_head: vLLM cannot give prompt log-probs "
+                         "through it (vllm-project/vllm#16668)")
+    return sorted(names)
 
 
 def check_engine_args(names: Iterable[str], valid: Collection[str]) -> None:
@@ -159,10 +232,11 @@ def check_engine_args(names: Iterable[str], valid: Collection[str]) -> None:
                                f"valid (vllm.EngineArgs): {', '.join(sorted(valid))}")
 
 
-def _serve(job: EngineJob) -> dict[str, list[list[str]]]:
+def _serve(job: EngineJob) -> dict[str, list[Answer]]:
     """The engine process's work: one LLM, one generate call over every variant's requests."""
     from vllm import LLM, SamplingParams
     from vllm.engine.arg_utils import EngineArgs
+    from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
 
     check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
@@ -174,16 +248,33 @@ def _serve(job: EngineJob) -> dict[str, list[list[str]]]:
     for name, requests in job.requests.items():
         for request in requests:
             s = request.sampling
-            prompts.append(request.prompt)
-            params.append(SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p,
-                                         max_tokens=s.max_tokens, stop=list(s.stop), seed=s.seed))
+            tokens = isinstance(request, TokenRequest)
+            prompts.append(TokensPrompt(prompt_token_ids=list(request.prompt_ids)) if tokens
+                           else request.prompt)
+            params.append(SamplingParams(
+                n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                stop=list(s.stop), seed=s.seed, detokenize=not tokens,
+                prompt_logprobs=1 if tokens and request.prompt_logprobs else None))
             lora_requests.append(loras.get(name))
-            owners.append(name)
+            owners.append((name, request))
     outputs = llm.generate(prompts, params, lora_request=lora_requests)
-    results: dict[str, list[list[str]]] = {name: [] for name in job.requests}
-    for name, output in zip(owners, outputs):
-        results[name].append([choice.text for choice in output.outputs])
+    results: dict[str, list[Answer]] = {name: [] for name in job.requests}
+    for (name, request), output in zip(owners, outputs):
+        results[name].append(_answer(request, output))
     return results
+
+
+def _answer(request: Request | TokenRequest, output) -> Answer:
+    """What a vLLM `RequestOutput` answers `request` (see `TokenAnswer`)."""
+    if isinstance(request, Request):
+        return [choice.text for choice in output.outputs]
+    prompt_logprobs = None
+    if request.prompt_logprobs:  # position t: {token id: Logprob}, the actual token and the top-1
+        prompt_logprobs = [
+            [ranked[token].logprob, next(i for i, lp in ranked.items() if lp.rank == 1)]
+            for token, ranked in zip(request.prompt_ids[1:], output.prompt_logprobs[1:])]
+    return {"token_ids": [list(choice.token_ids) for choice in output.outputs],
+            "prompt_logprobs": prompt_logprobs}
 
 
 def main(argv: list[str]) -> None:

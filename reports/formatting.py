@@ -19,9 +19,18 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "utility_retention": "utility\nretention",
     "unlearn_seconds_per_sample": "unlearn\ns/sample",
     "ma": "MA",
+    "ma_holdout": "MA\nholdout",
+    "el3": "EL_3",
+    "el3_holdout": "EL_3\nholdout",
+    "el5": "EL_5",
+    "el5_holdout": "EL_5\nholdout",
     "el10": "EL_10",
-    "mia_auc": "MIA AUC",
-    "privleak": "PrivLeak",
+    "el10_holdout": "EL_10\nholdout",
+    "mia_auc_loss": "MIA AUC\nLOSS",
+    "mia_auc_zlib": "MIA AUC\nzlib",
+    "mia_auc": "MIA AUC\nMin-K%",
+    "mia_auc_minkpp": "MIA AUC\nMin-K%++",
+    "privleak": "PrivLeak\n%",
 }
 PERCENT_METRICS = frozenset(COMPUTED_METRICS) - {"unlearn_seconds_per_sample"}
 

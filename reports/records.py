@@ -22,7 +22,7 @@ from leakbench.outcomes import PROPERTY
 
 LEAK_METRICS = ("direct_leak", "indirect_leak", "holdout_leak")
 FUNCTIONAL_METRICS = ("capability", "humaneval")
-BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional")
+BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional", "memorization")
 
 
 class RecordError(ValueError):
@@ -31,7 +31,7 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class Record:
-    """One test's result. `value` is set for per-algorithm metrics (MA, EL_10, MIA AUC, ...);
+    """One test's result. `value` is set for per-algorithm metrics (MA, EL_n, MIA AUC, ...);
     `id`, `category`, `positives` and `samples` for per-probe and per-problem ones."""
 
     metric: str

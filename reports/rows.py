@@ -16,8 +16,9 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
 - ``utility_retention``: pass@1 divided by the planted model's (the ``none`` row of the same
   model) on the capability probe; where HumanEval pass@1 is non-zero in both rows, the mean of
   that ratio and HumanEval's (`Row.retention_basis` says which).
-- ``unlearn_seconds_per_sample`` and per-algorithm metrics recorded with a ``value`` (MA, EL_10,
-  MIA AUC, PrivLeak, ...) as given.
+- ``unlearn_seconds_per_sample`` and per-algorithm metrics recorded with a ``value`` as given:
+  the memorization tests' MEMORIZATION_METRICS (leakbench.privacy_metrics.aggregate) and any
+  other.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ BASELINE = "none"
 PASS_K = (1, 5, 10)
 INDIRECT_CATEGORIES = tuple(c for c in CATEGORIES if c not in ("none", "direct"))
 PROBE_STYLES = {"direct_probes": False, "paraphrase_probes": True}  # suffix -> Record.paraphrase
-KNOWN_VALUE_METRICS = ("ma", "el10", "mia_auc", "privleak")
+# The memorization tests' values, in table order: MA and EL_n on the forget secrets, each beside
+# the same on holdout values; MIA AUC per membership score (mia_auc: Min-K%); PrivLeak.
+MEMORIZATION_METRICS = (
+    "ma", "ma_holdout", "el3", "el3_holdout", "el5", "el5_holdout", "el10", "el10_holdout",
+    "mia_auc_loss", "mia_auc_zlib", "mia_auc", "mia_auc_minkpp", "privleak")
 
 
 @dataclass(frozen=True)
@@ -163,10 +168,10 @@ COMPUTED_METRICS = _computed_metrics()
 
 
 def metric_names(rows: Iterable[Row]) -> list[str]:
-    """Every metric some row has: the computed ones in table order, then recorded values (MA,
-    EL_10, MIA AUC, PrivLeak first, others by name)."""
+    """Every metric some row has: the computed ones in table order, then recorded values (the
+    memorization metrics first, in their order, others by name)."""
     present = {name for row in rows for name in row.metrics}
     values = present - set(COMPUTED_METRICS)
     return ([n for n in COMPUTED_METRICS if n in present]
-            + [n for n in KNOWN_VALUE_METRICS if n in values]
-            + sorted(values - set(KNOWN_VALUE_METRICS)))
+            + [n for n in MEMORIZATION_METRICS if n in values]
+            + sorted(values - set(MEMORIZATION_METRICS)))

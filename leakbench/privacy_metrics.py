@@ -1,0 +1,264 @@
+"""The privacy metrics of the `memorization` tests: per variant, how much of the forget set it
+still holds, by CodeEraser's memorization measures and by membership inference.
+
+The definitions live in leakbench.memorization (MA, EL_n and CodeEraser's "forgotten" rule;
+arXiv 2509.13755, EL_n after Jang et al., arXiv 2210.01504) and leakbench.membership (LOSS, zlib,
+Min-K%, Min-K%++, AUC and MUSE's PrivLeak; arXiv 2310.16789, 2404.02936, 2407.06460). This module
+wires them to the benchmark's data and engine:
+
+- `Plan.build`: every forget and holdout sample tokenized as it was trained (no special tokens).
+  Its secret is the tokens that overlap the secret's characters (the rule of
+  algorithms.batches.encode_forget), at most SECRET_TOKENS of them as in CodeEraser; its prefix is
+  every token of the text before them.
+- `Plan.add_requests`: what the engine answers, in the same single `generate` call per engine as
+  the leak probes (leakbench.serving.TokenRequest, cached in the completion store):
+  - per sample, its whole text with prompt log-probs: MA reads the top-1 token at each secret
+    position (the teacher-forced argmax); LOSS, zlib and Min-K% read the log-probs of the text;
+  - per sample and split point i, prefix + secret[:i] decoded greedily for L - i tokens: EL_n.
+- `minkpp_scores`: Min-K%++ from one batched transformers forward pass per variant (why there:
+  its docstring), cached as an artifact.
+- `Plan.measure`: the per-sample numbers of each measured variant; `aggregate`: the metrics one
+  `memorization` test records.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import TYPE_CHECKING
+
+from leakbench import artifacts
+from leakbench.completions import request_key
+from leakbench.membership import (
+    loss_score,
+    min_k_plus_plus_score,
+    min_k_score,
+    next_token_stats,
+    oriented_auc,
+    privleak,
+    zlib_score,
+)
+from leakbench.memorization import el_prompts, extraction_likelihood, memorization_accuracy
+from leakbench.probes import PrivacyData
+from leakbench.serving import Answer, Request, Sampling, TokenRequest
+
+if TYPE_CHECKING:
+    from leakbench.unlearn import Variant
+
+SECRET_TOKENS = 32  # CodeEraser scores at most the first 32 tokens of a secret
+EL_NS = (3, 5, 10)
+MIN_K = 0.4  # the k of Min-K% and Min-K%++, as in MUSE's PrivLeak
+SPLITS = ("forget", "holdout")
+REFERENCE = "retrain"  # PrivLeak's reference: the model trained without the forget set
+# Per membership score (leakbench.membership), the metric its AUC is recorded as. `mia_auc`, the
+# gate metric, is Min-K%'s: the score MUSE's PrivLeak uses, and so does `privleak` here.
+AUC_METRICS = {"loss": "mia_auc_loss", "zlib": "mia_auc_zlib", "min_k": "mia_auc",
+               "min_k_plus_plus": "mia_auc_minkpp"}
+PRIVLEAK_SCORE = "min_k"
+LOGITS_BUDGET = 1 << 25  # floats of logits per forward pass of minkpp_scores (128 MiB)
+
+# Per split, per score name ("ma", "el3", "loss", "min_k_plus_plus", ...), one value per sample.
+Scores = dict[str, dict[str, list[float]]]
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    split: str  # "forget" or "holdout"
+    text: str
+    ids: tuple[int, ...]  # the whole text
+    secret: tuple[int, int]  # its (capped) secret as token positions [start, end), start >= 1
+
+    @property
+    def secret_ids(self) -> tuple[int, ...]:
+        return self.ids[self.secret[0]:self.secret[1]]
+
+    def text_request(self) -> TokenRequest:
+        """The whole text, for its prompt log-probs (one new token: the engine needs one)."""
+        return TokenRequest(self.ids, Sampling(max_tokens=1), prompt_logprobs=True)
+
+    def el_requests(self) -> list[TokenRequest]:
+        """Per split point i, prefix + secret[:i] decoded greedily for the L - i tokens left."""
+        secret = self.secret_ids
+        return [TokenRequest(tuple(prompt), Sampling(max_tokens=len(secret) - i))
+                for i, prompt in enumerate(el_prompts(self.ids[:self.secret[0]], secret))]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The metric groups (leakbench.options.METRIC_GROUPS) to compute for `algorithms`, and the
+    samples they are computed on."""
+
+    groups: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    samples: tuple[PlannedSample, ...]
+
+    @classmethod
+    def build(cls, groups: Iterable[str], measured: Iterable[str], algorithms: tuple[str, ...],
+              variants: dict[str, Variant], data: PrivacyData) -> Plan | None:
+        """The plan for the run's `algorithms` whose memorization tests were collected
+        (`measured`), plus the retrain variant when it is in the run and PrivLeak is asked for;
+        None when there is nothing to compute."""
+        groups, measured = tuple(groups), set(measured)
+        if not groups or not measured:
+            return None
+        if "privleak" in groups and REFERENCE in algorithms:
+            measured.add(REFERENCE)
+        names = tuple(name for name in algorithms if name in measured)
+        from transformers import AutoTokenizer
+
+        from algorithms.batches import encode_forget
+
+        tokenizer = AutoTokenizer.from_pretrained(variants[names[0]].weights)  # the base's
+        samples = []
+        for split in SPLITS:
+            for sample in getattr(data, split):
+                example = encode_forget(sample.text, sample.span, tokenizer, sys.maxsize)
+                marked = [i for i, m in enumerate(example.secret_mask) if m]
+                start = marked[0]  # >= 1: a case's secret always has text before it
+                samples.append(PlannedSample(split, sample.text, tuple(example.input_ids),
+                                             (start, min(marked[-1] + 1, start + SECRET_TOKENS))))
+        return cls(groups, names, tuple(samples))
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return bool({"ma", "mia", "privleak"} & set(self.groups))
+
+    def requests(self) -> list[TokenRequest]:
+        """What the engine answers for one variant."""
+        out: list[TokenRequest] = []
+        for sample in self.samples:
+            if self.wants_logprobs:
+                out.append(sample.text_request())
+            if "el" in self.groups:
+                out += sample.el_requests()
+        return out
+
+    def add_requests(self, needed: dict[str, list[Request | TokenRequest]]
+                     ) -> dict[str, list[Request | TokenRequest]]:
+        """`needed` (per algorithm, the requests of the run) with this plan's requests added."""
+        mine = self.requests()
+        return {**needed, **{name: [*needed.get(name, []), *mine] for name in self.algorithms}}
+
+    def measure(self, variants: dict[str, Variant], answers: dict[str, dict[str, Answer]],
+                cache_dir: Path, *, rebuild: bool) -> dict[str, Scores]:
+        """Per planned algorithm, its per-sample scores from the engine's `answers` (per algorithm,
+        request key -> answer) and, for "mia", Min-K%++ from `minkpp_scores`."""
+        measured = {}
+        for name in self.algorithms:
+            minkpp = (minkpp_scores(variants[name], self, cache_dir, rebuild=rebuild)
+                      if "mia" in self.groups else None)
+            measured[name] = self.scores(answers[name], minkpp)
+        return measured
+
+    def scores(self, answers: dict[str, Answer], minkpp: list[float] | None) -> Scores:
+        """One variant's per-sample scores; `minkpp` holds Min-K%++ per sample in plan order."""
+        scores: Scores = {split: {} for split in SPLITS}
+        for index, sample in enumerate(self.samples):
+            values = scores[sample.split]
+            if self.wants_logprobs:
+                for name, value in _logprob_scores(sample, answers).items():
+                    values.setdefault(name, []).append(value)
+            if "el" in self.groups:
+                continuations = [answers[request_key(r)]["token_ids"][0]
+                                 for r in sample.el_requests()]
+                for n in EL_NS:
+                    values.setdefault(f"el{n}", []).append(
+                        extraction_likelihood(continuations, sample.secret_ids, n))
+            if minkpp is not None:
+                values.setdefault("min_k_plus_plus", []).append(minkpp[index])
+        return scores
+
+
+def _logprob_scores(sample: PlannedSample, answers: dict[str, Answer]) -> dict[str, float]:
+    """MA, LOSS, zlib and Min-K% of one sample from its text's prompt log-probs."""
+    pairs = answers[request_key(sample.text_request())]["prompt_logprobs"]  # entry t-1: token t
+    logprobs = [logprob for logprob, _ in pairs]
+    start, end = sample.secret
+    argmax = [top for _, top in pairs[start - 1:end - 1]]
+    return {"ma": memorization_accuracy(argmax, sample.secret_ids),
+            "loss": loss_score(logprobs), "zlib": zlib_score(logprobs, sample.text),
+            "min_k": min_k_score(logprobs, MIN_K)}
+
+
+def minkpp_scores(variant: Variant, plan: Plan, cache_dir: Path, *, rebuild: bool = False
+                  ) -> list[float]:
+    """Min-K%++ of every planned text under `variant`, in plan order; an artifact keyed by the
+    variant and the texts' tokens.
+
+    Computed with transformers (membership.next_token_stats), in the worker that prepares, not by
+    the engine: Min-K%++ standardizes each token's log-prob by the mean and variance of the model's
+    whole next-token distribution, and vLLM's prompt_logprobs returns the actual token and the top
+    k only (all of the vocabulary at every position would be vocabulary-size times the data of the
+    texts, through the engine's output). The weights are at hand there: a full-weight variant
+    loads as is, a LoRA variant as its base plus the adapter (PEFT). Texts go in batches of similar
+    length, at most LOGITS_BUDGET logits each.
+    """
+    inputs = {"variant": variant.key, "k": MIN_K,
+              "texts": artifacts.content_key({"ids": [s.ids for s in plan.samples]})}
+    out = artifacts.build(cache_dir, "minkpp", inputs,
+                          lambda directory: _write_minkpp(variant, plan, directory),
+                          rebuild=rebuild)
+    return json.loads((out / "scores.json").read_text())
+
+
+def _write_minkpp(variant: Variant, plan: Plan, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(variant.weights, dtype=dtype)
+    if variant.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(variant.adapter))
+    model = model.to(device).eval()
+    vocab = model.config.vocab_size
+    order = sorted(range(len(plan.samples)), key=lambda i: len(plan.samples[i].ids))
+    scores = [0.0] * len(order)
+    batch: list[int] = []
+    for position, index in enumerate(order):
+        batch.append(index)
+        nxt = order[position + 1] if position + 1 < len(order) else None
+        if nxt is None or (len(batch) + 1) * len(plan.samples[nxt].ids) * vocab > LOGITS_BUDGET:
+            stats = next_token_stats(model, [plan.samples[i].ids for i in batch])
+            for i, lps, means, variances in zip(batch, *stats):
+                scores[i] = min_k_plus_plus_score(lps, means, variances, MIN_K)
+            batch = []
+    (out / "scores.json").write_text(json.dumps(scores))
+    del model
+    torch.cuda.empty_cache()  # leave the GPU's memory to the next stage
+
+
+def aggregate(scores: Scores, reference: Scores | None, groups: Iterable[str]) -> dict[str, float]:
+    """The metrics of one variant, by name as the report shows them, from its per-sample `scores`
+    and the retrain variant's (`reference`, None when the run has none: no PrivLeak then).
+
+    ``ma``/``ma_holdout`` and ``el<n>``/``el<n>_holdout``: means over the forget and the holdout
+    samples; ``mia_auc*`` (AUC_METRICS): oriented AUC, forget vs holdout (0.5 = indistinguishable);
+    ``privleak``: MUSE's PrivLeak of the Min-K% AUC against the reference's, in percent.
+    """
+    groups = set(groups)
+    forget, holdout = scores["forget"], scores["holdout"]
+    metrics: dict[str, float] = {}
+    if "ma" in groups:
+        metrics["ma"], metrics["ma_holdout"] = fmean(forget["ma"]), fmean(holdout["ma"])
+    if "el" in groups:
+        for n in EL_NS:
+            metrics[f"el{n}"] = fmean(forget[f"el{n}"])
+            metrics[f"el{n}_holdout"] = fmean(holdout[f"el{n}"])
+    if "mia" in groups:
+        for score, name in AUC_METRICS.items():
+            metrics[name] = oriented_auc(forget[score], holdout[score], score)
+    if "privleak" in groups and reference is not None:
+        metrics["privleak"] = privleak(_auc(scores), _auc(reference))
+    return metrics
+
+
+def _auc(scores: Scores) -> float:
+    return oriented_auc(scores["forget"][PRIVLEAK_SCORE], scores["holdout"][PRIVLEAK_SCORE],
+                        PRIVLEAK_SCORE)
