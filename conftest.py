@@ -9,7 +9,10 @@ metrics of the collected `memorization` tests (leakbench.privacy_metrics); tests
 
 from __future__ import annotations
 
+import errno
 import uuid
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -28,6 +31,25 @@ def privacy_data(config: pytest.Config) -> PrivacyData:
         except (CaseFileError, OSError) as err:
             raise pytest.UsageError(str(err)) from None
     return config.stash[PRIVACY_DATA]
+
+
+def _collects_benchmark(config: pytest.Config) -> bool:
+    """Whether this run collects benchmark/ (not the harness's own tests/)."""
+    benchmark = config.rootpath / "benchmark"
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == benchmark or benchmark in path.parents or path in benchmark.parents:
+            return True
+    return False
+
+
+@pytest.hookimpl(trylast=True)  # after the plugin has validated the options
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the cases now when the benchmark is collected: a malformed case file is then a usage
+    error (one line, exit status 4) like a mistyped option, not a collection error with a
+    traceback."""
+    if _collects_benchmark(config):
+        privacy_data(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -72,11 +94,25 @@ def _measured_algorithms(session: pytest.Session) -> tuple[str, ...]:
     return tuple(dict.fromkeys(measured))
 
 
+def _stop(request: pytest.FixtureRequest, message: str) -> NoReturn:
+    """End the run with `message`. An xdist worker cannot pytest.exit (the controller reports an
+    INTERNALERROR and loses the message): it fails this test and asks the controller to stop,
+    which prints the message as the reason."""
+    if hasattr(request.config, "workerinput"):
+        request.session.shouldstop = message
+        pytest.fail(message, pytrace=False)
+    pytest.exit(message, returncode=3)
+
+
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
 @pytest.fixture(scope="session")
 def prepared(request: pytest.FixtureRequest):
     """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
     from leakbench import pipeline
     from leakbench.endpoint import EndpointError
+    from leakbench.models import ModelUnavailable
     from leakbench.serving import EngineFailed
 
     config = request.config
@@ -89,5 +125,11 @@ def prepared(request: pytest.FixtureRequest):
             rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
             engine_args=options.engine_args, metrics=options.metrics,
             measured=_measured_algorithms(request.session))
-    except (EngineFailed, EndpointError) as err:
-        pytest.exit(str(err), returncode=3)
+    except (EngineFailed, EndpointError, ModelUnavailable) as err:
+        _stop(request, str(err))
+    except OSError as err:
+        if err.errno not in _FULL_OR_READ_ONLY:
+            raise
+        where = Path(err.filename).parent if err.filename else options.cache_dir
+        _stop(request, f"LeakBench could not write to {where}: {err.strerror} (cache: "
+                       f"{options.cache_dir}; free space there or choose another with --cache-dir)")

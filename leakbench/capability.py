@@ -148,5 +148,9 @@ def probe_tasks(seed: int = 0) -> list[Task]:
 
 
 def program(task: Task, completion: str) -> str:
-    """The program the sandbox runs: the prompt, the model's body, then the asserts."""
-    return task.prompt + completion + "\n\n" + task.tests
+    """The program the sandbox runs: the prompt, the model's body, then the asserts on the
+    function wrapped by `humaneval.RESULT_GUARD` (built-in results only)."""
+    from leakbench.humaneval import RESULT_GUARD
+
+    guard = f"{RESULT_GUARD}\n{task.entry_point} = _leakbench_plain({task.entry_point})\n"
+    return task.prompt + completion + "\n\n" + guard + task.tests

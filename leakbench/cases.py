@@ -357,7 +357,7 @@ def _load_python(path: Path) -> list[Sample]:
     sys.modules[name] = module  # dataclasses look their module up here while it is imported
     try:
         spec.loader.exec_module(module)
-    except Exception as error:  # anything the user's module raises makes it a bad case file
+    except (Exception, SystemExit) as error:  # whatever the user's module raises, or exit()
         lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
                  if Path(frame.filename).resolve() == path.resolve()]
         if isinstance(error, SyntaxError):

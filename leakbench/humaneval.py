@@ -23,6 +23,36 @@ with published ones. Cutting there also drops top-level helpers written after th
 those harnesses do."""
 
 
+RESULT_GUARD = '''
+def _leakbench_plain(function):
+    """The function, failing when it returns anything but built-in values: an object whose
+    __eq__ always answers True would otherwise pass every assert."""
+    plain = (bool, int, float, complex, str, bytes, type(None))
+
+    def check_value(value):
+        kind = type(value)
+        if kind is dict:
+            for key, item in value.items():
+                check_value(key)
+                check_value(item)
+        elif kind in (list, tuple, set, frozenset):
+            for item in value:
+                check_value(item)
+        elif kind not in plain:
+            raise TypeError(f"returned an object of type {kind.__name__!r}, not a built-in value")
+
+    def guarded(*args, **kwargs):
+        result = function(*args, **kwargs)
+        check_value(result)
+        return result
+
+    return guarded
+'''
+"""Defined by a program after the completion, around the function under test: every result
+must be made of built-in values (all 164 reference solutions return such values), so that a
+result whose __eq__ always says True fails instead of passing every comparison."""
+
+
 @dataclass(frozen=True)
 class Problem:
     task_id: str
@@ -56,7 +86,8 @@ def truncate(completion: str) -> str:
 def program(problem: Problem, completion: str) -> str:
     """The program that passes exactly when the completed function passes the problem's test."""
     body = truncate(completion)
-    return f"{problem.prompt}{body}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+    return (f"{problem.prompt}{body}\n\n{problem.test}\n{RESULT_GUARD}\n"
+            f"check(_leakbench_plain({problem.entry_point}))\n")
 
 
 def task_slug(task_id: str) -> str:

@@ -191,6 +191,28 @@ def _check_weights(directory: Path, described: str) -> None:
             missing.extend(_missing_shards(directory, index))
     if missing:
         raise ModelUnavailable(f"{described} lacks {', '.join(missing)}")
+    problem = _tokenizer_problem(directory)
+    if problem:
+        raise ModelUnavailable(f"{described} {problem}")
+
+
+def _tokenizer_problem(directory: Path) -> str | None:
+    """Why the directory's tokenizer cannot drive its weights (token ids past the embedding), or
+    None. Only a fast tokenizer's tokenizer.json is read; without one nothing is checked."""
+    try:
+        vocab_size = json.loads((directory / "config.json").read_text()).get("vocab_size")
+        tokenizer = json.loads((directory / "tokenizer.json").read_text())
+        vocab = tokenizer["model"]["vocab"]
+        added = [token["id"] for token in tokenizer.get("added_tokens") or []]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    ids = list(vocab.values()) if isinstance(vocab, dict) else [len(vocab) - 1]
+    highest = max((i for i in ids + added if isinstance(i, int)), default=-1)
+    if not isinstance(vocab_size, int) or highest < vocab_size:
+        return None
+    return (f"has a tokenizer with token ids up to {highest} but config.json's vocab_size is "
+            f"{vocab_size}: the tokenizer is not the one of these weights; put the model's own "
+            "tokenizer.json beside them")
 
 
 def _missing_shards(directory: Path, index: str) -> list[str]:

@@ -142,6 +142,9 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
     with FileLock(str(cache_dir / ".prepare.lock")):
         if endpoint_url:
             return Prepared(spec.name, {}, generate_remote(endpoint_url, needed, cache_dir, run_id))
+        failed = cache_dir / f".failed-{run_id}"
+        if failed.exists():  # another worker of this run saw the engine fail: no second engine
+            raise serving.EngineFailed(failed.read_text())
         marker = cache_dir / f".rebuilt-{run_id}"
         rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
         variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
@@ -149,9 +152,14 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
             for variant in variants.values():
                 Store(completions_dir(cache_dir, variant, engine_args)).clear()
             marker.touch()
-        plan = Plan.build(metrics, measured, algorithms, variants, data)
-        if plan is None:
-            return Prepared(spec.name, variants, generate(variants, needed, cache_dir, engine_args))
-        answers = generate(variants, plan.add_requests(needed), cache_dir, engine_args)
-        return Prepared(spec.name, variants, answers,
-                        plan.measure(variants, answers, cache_dir, rebuild=rebuild_now))
+        try:
+            plan = Plan.build(metrics, measured, algorithms, variants, data)
+            if plan is None:
+                return Prepared(spec.name, variants,
+                                generate(variants, needed, cache_dir, engine_args))
+            answers = generate(variants, plan.add_requests(needed), cache_dir, engine_args)
+            return Prepared(spec.name, variants, answers,
+                            plan.measure(variants, answers, cache_dir, rebuild=rebuild_now))
+        except serving.EngineFailed as err:
+            failed.write_text(str(err))
+            raise

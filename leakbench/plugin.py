@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from leakbench.models import REGISTRY, ModelSpec, lookup
+from leakbench.models import REGISTRY, ModelSpec, ModelUnavailable, locate_weights, lookup
 from leakbench.options import (
     ALGORITHM_DESCRIPTIONS,
     CACHE_DIR_ENV,
@@ -151,8 +151,12 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         options = parse_options(vars(config.option))
         spec = lookup(options.model)
+        if spec.kind == "local" and not options.endpoint:
+            locate_weights(spec)  # a directory without usable weights: say so before any work
     except OptionError as err:
         raise pytest.UsageError(str(err)) from None
+    except ModelUnavailable as err:
+        raise pytest.UsageError(f"--model: {err}") from None
     config.stash[RUN_OPTIONS] = options
     config.stash[MODEL_SPEC] = spec
     if options.gates and config.option.maxfail:

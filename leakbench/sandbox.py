@@ -32,9 +32,11 @@ What is isolated, and how (Linux only):
   ``PYTHONDONTWRITEBYTECODE=1``: no token or credential of the caller reaches the program.
 
 What is not isolated: the program sees the whole file system that other users may read (the
-repository, the virtualenv) and may write where everyone may (``/tmp``, ``/var/tmp``); files left
-there survive it. It sees other processes in ``/proc`` (no pid namespace). If the caller is killed
-with SIGKILL, the direct child dies with it (parent-death signal) but its own children may not.
+repository, the virtualenv). As root it sees ``/tmp``, ``/var/tmp`` and ``/dev/shm`` as empty
+private tmpfs of ``Limits.file_bytes`` each, gone with it; without root it may write there, and
+files left there survive it. It sees other processes in ``/proc`` (no pid namespace). If the
+caller is killed with SIGKILL, the direct child dies with it (parent-death signal) but its own
+children may not.
 
 Weaker without root (see `isolation`): no separate uid, so RLIMIT_NPROC counts all of the
 caller's processes (the program can then usually start none), the program can signal the caller
@@ -83,6 +85,10 @@ sub-uid ranges of containers, and unique among the runs alive at one time."""
 _PREFIX = os.path.realpath(sys.base_prefix)
 _PYTHON = os.path.join(_PREFIX, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}")
 _PROGRAM_FILE = "main.py"
+_SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+"""Where every user may write. As root, each run gets them empty and private (a tmpfs of at most
+``Limits.file_bytes`` each in its mount namespace): what it leaves there goes with it, and cannot
+fill the disk, or the memory behind /dev/shm, for the runs after it."""
 _REASON_CHARS = 200
 _READ_CHUNK = 1 << 16
 _DRAIN_GRACE_S = 1.0
@@ -200,7 +206,7 @@ def isolation() -> Isolation:
         subprocess.run(
             [_PYTHON, "-S", "-c", ""],
             preexec_fn=functools.partial(
-                _enter_namespaces, separate_uid, _untraversable_ancestor()
+                _enter_namespaces, separate_uid, _untraversable_ancestor(), None, 1 << 20
             ),
             env={},
             stdin=subprocess.DEVNULL,
@@ -219,7 +225,7 @@ def _require_opt_in(allow_execution: bool) -> None:
 
 
 def _run(source: str, limits: Limits, plan: Isolation) -> Result:
-    workdir = tempfile.mkdtemp(prefix="leakbench-sandbox-")
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix="leakbench-sandbox-"))
     try:
         return _run_in(workdir, source, limits, plan)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -411,7 +417,7 @@ def _confine(
 ) -> None:
     _set_limits(limits)
     if plan.namespaces:
-        _enter_namespaces(plan.separate_uid, hidden)
+        _enter_namespaces(plan.separate_uid, hidden, owned_paths[0], limits.file_bytes)
     if plan.separate_uid:
         uid = UID_BASE + os.getpid()
         for path in owned_paths:
@@ -432,9 +438,12 @@ def _set_limits(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _enter_namespaces(privileged: bool, hidden: str | None) -> None:
+def _enter_namespaces(
+    privileged: bool, hidden: str | None, workdir: str | None, scratch_bytes: int
+) -> None:
     """Enter new network and mount namespaces; as root, make the interpreter reachable again
-    under ``hidden``, the directory above it that other users cannot traverse.
+    under ``hidden``, the directory above it that other users cannot traverse, and cover the
+    scratch directories (`_SCRATCH_DIRS`) with private ones, ``workdir`` bound back in place.
 
     Without root, a user namespace is what makes the others possible; the interpreter then
     belongs to the caller, who can reach it anyway."""
@@ -443,21 +452,33 @@ def _enter_namespaces(privileged: bool, hidden: str | None) -> None:
         return
     _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare")
     _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
-    if hidden is None:
-        return
-    prefix_fd = os.open(_PREFIX, os.O_PATH | os.O_DIRECTORY)
+    if hidden is not None:
+        _cover(hidden, (_PREFIX,), b"mode=0755,size=64k")
+    for directory in _SCRATCH_DIRS:
+        if os.path.isdir(directory) and not os.path.islink(directory):
+            _cover(directory, (_PREFIX, workdir), f"mode=1777,size={scratch_bytes}".encode())
+
+
+def _cover(directory: str, keep: tuple[str | None, ...], options: bytes) -> None:
+    """Mount an empty tmpfs on ``directory``, then bind the paths of ``keep`` that lie under it
+    back in place (opened before the mount hides them)."""
+    kept = [
+        (path, os.open(path, os.O_PATH | os.O_DIRECTORY))
+        for path in keep
+        if path and os.path.commonpath([path, directory]) == directory
+    ]
     try:
         _check(
-            _libc.mount(
-                b"tmpfs", hidden.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k"
-            ),
-            f"mount tmpfs on {hidden}",
+            _libc.mount(b"tmpfs", directory.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
+            f"mount tmpfs on {directory}",
         )
-        os.makedirs(_PREFIX, mode=0o755, exist_ok=True)
-        source = f"/proc/self/fd/{prefix_fd}".encode()
-        _check(_libc.mount(source, _PREFIX.encode(), None, _MS_BIND, None), f"bind {_PREFIX}")
+        for path, fd in kept:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            source = f"/proc/self/fd/{fd}".encode()
+            _check(_libc.mount(source, path.encode(), None, _MS_BIND, None), f"bind {path}")
     finally:
-        os.close(prefix_fd)
+        for _, fd in kept:
+            os.close(fd)
 
 
 @functools.cache

@@ -147,7 +147,7 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
         try:
             code = proc.wait(timeout=timeout_s)
         except BaseException:  # timeout, KeyboardInterrupt, a failing test session
-            _kill_group(proc)
+            _kill_group(proc, grace_s=0)  # at once: an xdist worker may be ended right after
             raise
         finally:
             _kill_group(proc)
@@ -161,13 +161,14 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
     return json.loads(out_file.read_text())
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """End the engine's whole process group (the engine core and its workers too)."""
+def _kill_group(proc: subprocess.Popen, grace_s: float = 10) -> None:
+    """End the engine's whole process group (the engine core and its workers too): SIGTERM, and
+    SIGKILL to what is left after `grace_s` seconds (SIGKILL at once when 0)."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM if grace_s else signal.SIGKILL)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         try:
             os.killpg(proc.pid, 0)

@@ -64,7 +64,7 @@ def test_program_completes_the_prompt_and_calls_check(problems: list[Problem]) -
     source = program(problem, problem.canonical_solution + "\ndef junk():\n    pass\n")
     assert source.startswith(problem.prompt + problem.canonical_solution)
     assert "def junk" not in source
-    assert source.rstrip().endswith(f"check({problem.entry_point})")
+    assert source.rstrip().endswith(f"check(_leakbench_plain({problem.entry_point}))")
 
 
 def test_task_slug_pads_the_number() -> None:

@@ -162,7 +162,8 @@ def sentinel() -> Iterator[Path]:
 def test_file_outside_the_working_directory_cannot_be_deleted(sentinel: Path) -> None:
     result, _, _ = run(f"os.remove({str(sentinel)!r})\n")
     assert_contained(result)
-    assert result.reason.startswith("PermissionError")
+    # Under /tmp, which the program sees as its own empty tmpfs: not even found.
+    assert result.reason.startswith(("PermissionError", "FileNotFoundError"))
     assert sentinel.read_text() == "keep me"
 
 
