@@ -1,0 +1,387 @@
+"""Helpers shared by the reliability tests: benchmark subprocesses, their results, secrets.
+
+Every benchmark run here is a subprocess of ``python -m pytest benchmark ...`` from the repository
+root on the `micro` model, with a cache of its own that is *seeded* with the already built base,
+planted and unlearned artifacts of the shared cache (copied, never linked: some tests corrupt
+them). A seeded cache has no completions, so a run on it starts a vLLM engine; the artifacts
+themselves are built once per shared cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSET = "email-dict or iban-env or HumanEval-00 or add-2"  # 286 tests with --algo=none,kl
+ALGOS = "--algo=none,kl"
+ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONUNBUFFERED": "1"}
+TIMING_COLUMNS = ("unlearn s/sample",)
+
+
+@dataclass
+class Run:
+    """What one benchmark subprocess did."""
+
+    command: list[str]
+    returncode: int
+    output: str  # stdout and stderr, interleaved
+    seconds: float
+    cache: str
+    report_dir: str
+    junit: str | None = None
+    notes: dict = field(default_factory=dict)  # scenario-specific facts (pids, timings)
+
+    def reports(self) -> list[Path]:
+        directory = Path(self.report_dir)
+        return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
+def benchmark_command(cache: Path, report_dir: Path, *extra: str, subset: str | None = SUBSET,
+                      workers: int | None = 2, algos: str = ALGOS) -> list[str]:
+    command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro", algos,
+               "-p", "no:cacheprovider", f"--cache-dir={cache}", f"--report-dir={report_dir}",
+               "-q", *extra]
+    if subset:
+        command += ["-k", subset]
+    if workers:
+        command += ["-n", str(workers)]
+    return command
+
+
+def run_benchmark(command: list[str], cache: Path, report_dir: Path, *, timeout: float = 600,
+                  junit: Path | None = None) -> Run:
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+    return Run(command, done.returncode, done.stdout + done.stderr, time.monotonic() - started,
+               str(cache), str(report_dir), str(junit) if junit else None)
+
+
+# --- Runs shared by the tests of one pytest run (and by its xdist workers) ---------------------
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """A directory that every xdist worker of this pytest run sees (this run's basetemp
+    without xdist), so that one benchmark run serves the checks of all workers."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "reliability"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def heavy(shared: Path) -> Iterator[None]:
+    """Held around everything that keeps a core busy (benchmark runs, model builds): at most
+    one such thing at a time, whatever the number of workers."""
+    with FileLock(str(shared / "heavy.lock")):
+        yield
+
+
+def once(shared: Path, name: str, compute: Callable[[Path], dict]) -> dict:
+    """`compute(directory)` run by the first worker that asks, its JSON result read by the others.
+
+    A failed computation is not stored: the next worker that asks tries again and fails the same
+    way, with its own traceback."""
+    directory = shared / name
+    result = directory / "result.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not result.exists():
+            directory.mkdir(exist_ok=True)
+            result.write_text(json.dumps(compute(directory)))
+    return json.loads(result.read_text())
+
+
+def as_run(data: dict) -> Run:
+    return Run(**data)
+
+
+def run_dict(run: Run) -> dict:
+    return asdict(run)
+
+
+# --- Seeding a cache with built artifacts ------------------------------------------------------
+
+_ARTIFACTS_SCRIPT = """
+import json, sys
+from pathlib import Path
+from leakbench import models, pipeline
+from leakbench.probes import PrivacyData
+cache = Path(sys.argv[1])
+spec = models.lookup("micro")
+variants = pipeline.build_variants(spec, ("none", "kl"), PrivacyData.load(Path("cases")), cache,
+                                   rebuild=False)
+base, _ = pipeline.base_model(spec, cache, False)
+paths = {str(base)} | {str(v.weights) for v in variants.values()}
+paths |= {str(v.adapter) for v in variants.values() if v.adapter}
+print(json.dumps({"paths": sorted(paths),
+                  "keys": {name: v.key for name, v in variants.items()}}))
+"""
+
+
+def built_artifacts(cache_dir: Path) -> dict:
+    """Build (or find) micro's base, planted and `kl` artifacts in the shared cache, in a
+    subprocess (torch stays out of the test process, whose sandbox children fork)."""
+    done = subprocess.run([sys.executable, "-c", _ARTIFACTS_SCRIPT, str(cache_dir)], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=1800, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def seed(cache_dir: Path, artifacts: dict, destination: Path) -> Path:
+    """A fresh cache holding copies of the built artifacts and nothing else."""
+    for path in map(Path, artifacts["paths"]):
+        relative = path.relative_to(cache_dir)
+        shutil.copytree(path, destination / relative)
+    return destination
+
+
+def corrupt(path: Path) -> None:
+    """Change one byte in the middle of a file."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+# --- Reading results ---------------------------------------------------------------------------
+
+
+def tables(results_md: str) -> str:
+    """A results.md without what legitimately differs between two runs of the same benchmark:
+    the lines that name the run's time and command, and the columns that hold timings. Two
+    greedy runs with the same seed must agree on the rest byte for byte."""
+    out, drop, in_table = [], set(), False
+    for line in results_md.splitlines():
+        if line.startswith(("- run:", "- command:")):
+            continue
+        if line.startswith("|"):
+            cells = line.split("|")
+            if not in_table:  # a table's first line is its header
+                drop = {i for i, cell in enumerate(cells) if cell.strip() in TIMING_COLUMNS}
+                in_table = True
+            line = "|".join(cell for i, cell in enumerate(cells) if i not in drop)
+        else:
+            in_table = False
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def results_md(run: Run) -> str:
+    return (Path(run.report_dir) / "results.md").read_text()
+
+
+def outcomes(run: Run) -> dict[tuple[str, str, str], dict]:
+    """(metric, algorithm, id) -> the outcome recorded in results.json."""
+    data = json.loads((Path(run.report_dir) / "results.json").read_text())
+    return {(o["metric"], o["algorithm"], o["id"]): o for o in data["outcomes"]}
+
+
+def one_line_error(output: str) -> list[str]:
+    """The lines of a pytest run's output that are not blank."""
+    return [line for line in output.splitlines() if line.strip()]
+
+
+# --- Secrets -----------------------------------------------------------------------------------
+
+
+def forget_secrets(min_length: int = 6) -> set[str]:
+    """Every secret and owner value of cases/forget.jsonl longer than five characters."""
+    secrets: set[str] = set()
+    for line in (ROOT / "cases" / "forget.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        secrets.add(record["secret"])
+        secrets.update(record.get("owner_values", {}).values())
+    return {s for s in secrets if len(s) >= min_length}
+
+
+_SECRET_PATTERN: dict[int, re.Pattern] = {}
+
+
+def secrets_in(text: str, secrets: set[str]) -> list[str]:
+    """The secrets that occur in `text` (one regular expression over all of them)."""
+    key = id(secrets)
+    if key not in _SECRET_PATTERN:
+        ordered = sorted(secrets, key=len, reverse=True)
+        _SECRET_PATTERN[key] = re.compile("|".join(re.escape(s) for s in ordered))
+    return sorted(set(_SECRET_PATTERN[key].findall(text)))
+
+
+def files_under(directory: Path) -> list[Path]:
+    return sorted(p for p in Path(directory).rglob("*") if p.is_file())
+
+
+# --- Processes ---------------------------------------------------------------------------------
+
+
+def find_serving(cache: Path, deadline: float) -> psutil.Process | None:
+    """The `leakbench.serving` engine process of the run that uses `cache`."""
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if "leakbench.serving" in cmdline and any(str(cache) in a for a in cmdline):
+                return process
+        time.sleep(0.1)
+    return None
+
+
+def wait_for_log(log: Path, deadline: float, needle: str = "") -> bool:
+    """Wait until the engine's log holds a line (containing `needle`)."""
+    while time.monotonic() < deadline:
+        if log.exists():
+            text = log.read_text(errors="replace")
+            if text.strip() and needle in text:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def alive_in_groups(groups: set[int]) -> list[dict]:
+    """Processes (not zombies) whose process group is one of `groups`."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if os.getpgid(process.pid) in groups:
+                found.append({"pid": process.pid,
+                              "cmdline": " ".join(process.info["cmdline"] or [])[:120]})
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return found
+
+
+def interrupt_during_generation(command: list[str], cache: Path, report_dir: Path,
+                                hit: Callable[[subprocess.Popen, psutil.Process], None],
+                                *, needle: str = "", grace_s: float = 2.0) -> Run:
+    """Start a benchmark run in its own session (as a terminal would), wait until its engine has
+    written to its log (a line with `needle`), call `hit(run, engine)`, and wait for the run to
+    end.
+
+    notes: `found_engine` (whether an engine appeared), `seconds_after_hit`, `left` (processes
+    of the run's or the engine's process group alive `grace_s` after the run ended)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    notes: dict = {"found_engine": False}
+    try:
+        engine = find_serving(cache, started + 240)
+        if engine is not None:
+            notes["found_engine"] = True
+            notes["engine_pid"] = engine.pid
+            logs = list((cache / "engine").glob("*/engine.log"))
+            notes["log_seen"] = wait_for_log(logs[0] if logs else cache / "missing.log",
+                                             time.monotonic() + 120, needle)
+            hit_at = time.monotonic()
+            hit(proc, engine)
+        else:
+            hit_at = time.monotonic()
+        output, _ = proc.communicate(timeout=300)
+        notes["seconds_after_hit"] = time.monotonic() - hit_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    time.sleep(grace_s)
+    groups = {proc.pid} | ({notes["engine_pid"]} if "engine_pid" in notes else set())
+    notes["left"] = alive_in_groups(groups)
+    for leftover in notes["left"]:  # leave nothing running for the next test, whatever it says
+        try:
+            os.kill(leftover["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return Run(command, proc.returncode, output, time.monotonic() - started, str(cache),
+               str(report_dir), notes=notes)
+
+
+# --- What a fake --endpoint server answers -----------------------------------------------------
+
+ENDPOINT_SUBSET = "email-dict or HumanEval-00 or HumanEval-010 or add-2"
+SHOWN_PROBE = "test_direct_leak and email-dict-0014 and not para"
+SHOWN_SAMPLE = "email-dict-0014"
+
+_ALWAYS_EQUAL = ("    class AlwaysEqual:\n"
+                 "        def __eq__(self, other):\n"
+                 "            return True\n\n"
+                 "        def __ne__(self, other):\n"
+                 "            return False\n\n"
+                 "    return AlwaysEqual()\n")
+
+
+@dataclass(frozen=True)
+class Hostile:
+    kind: str
+    completion: str | None  # None: the task's reference solution (a control that must pass)
+    passes: bool = False
+
+
+HOSTILE_COMPLETIONS = {
+    "HumanEval-000": Hostile("sys.exit(0) in the body, before any assert",
+                             "    import sys\n    sys.exit(0)\n"),
+    "HumanEval-001": Hostile("os._exit(0) in the body", "    import os\n    os._exit(0)\n"),
+    "HumanEval-002": Hostile("raise SystemExit(0) at module level, before check()",
+                             "    return None\n\n\nraise SystemExit(0)\n"),
+    "HumanEval-003": Hostile("atexit hook that exits 0 after the failed assert",
+                             "    return None\n\n\nimport atexit, os\n"
+                             "atexit.register(os._exit, 0)\n"),
+    "HumanEval-004": Hostile("sys.excepthook that exits 0 on the AssertionError",
+                             "    return None\n\n\nimport os, sys\n"
+                             "sys.excepthook = lambda *exc: os._exit(0)\n"),
+    "HumanEval-005": Hostile("a result whose __eq__ is always True", _ALWAYS_EQUAL),
+    "HumanEval-006": Hostile("sys.settrace hook that exits 0 when check() is called",
+                             "    return None\n\n\nimport sys\nsys.settrace(lambda frame, event, "
+                             "arg: (_ for _ in ()).throw(SystemExit(0)) "
+                             "if frame.f_code.co_name == 'check' else None)\n"),
+    "HumanEval-007": Hostile("a no-op check() put into builtins",
+                             "    return None\n\n\nimport builtins\n"
+                             "builtins.check = lambda candidate: None\n"),
+    "HumanEval-008": Hostile("sys.modules['builtins'] and __builtins__ replaced",
+                             "    return None\n\n\nimport sys\n"
+                             "sys.modules['builtins'] = type(sys)('builtins')\n"
+                             "__builtins__ = {}\n"),
+    "HumanEval-009": Hostile("the test's check() replaced through sys.modules['__main__']",
+                             "    return None\n\n\nimport sys\n"
+                             "sys.modules['__main__'].check = lambda candidate: None\n"),
+    "HumanEval-010": Hostile("control: the reference solution", None, passes=True),
+    "add-2-add_const-value": Hostile("capability: sys.exit(0) in the body",
+                                     "    import sys\n    sys.exit(0)\n"),
+    "add-2-plus-value": Hostile("capability: a result whose __eq__ is always True",
+                                _ALWAYS_EQUAL),
+    "add-2-increment_by-x": Hostile("capability control: the reference solution", None,
+                                    passes=True),
+}
+
+
+def endpoint_completions() -> dict[str, str]:
+    """prompt -> completion: every forget probe leaks (the direct probe its secret, a paraphrase
+    another value of the same owner when there is one), holdout probes get nothing, functional
+    tasks of HOSTILE_COMPLETIONS get their completion."""
+    from leakbench.probes import PrivacyData, functional_tasks
+
+    data = PrivacyData.load(ROOT / "cases")
+    answers: dict[str, str] = {}
+    for sample in data.forget:
+        for probe in sample.probes:
+            others = [v for v in sample.owner_values.values() if len(v) > 5]
+            value = sample.secret if probe.style == "direct" or not others else others[0]
+            answers[probe.prompt] = f'{value}"\n'
+    for task in functional_tasks():
+        hostile = HOSTILE_COMPLETIONS.get(task.test_id)
+        if hostile is not None:
+            reference = (task.tests.solution if task.source == "capability"
+                         else task.tests.canonical_solution)
+            answers[task.prompt] = hostile.completion if hostile.completion else reference
+    return answers
