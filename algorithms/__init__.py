@@ -10,15 +10,18 @@ when the algorithm takes no retain batch or alpha is 0), plus the algorithm's ow
 
 Two entries have no loss: `none` (the planted model, unchanged: the baseline) and `retrain`
 (the pipeline plants again without the forget set: the target an unlearned model should match).
+
+The registry names each loss module and imports it on first use: reading the registry (every
+pytest worker does, to find cached variants) then costs no torch import.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from algorithms import ga, gd, kl, npo, selective, simnpo
 from algorithms.hparams import Hyper, load_hparams
 
 LossFn = Callable[..., tuple]
@@ -34,21 +37,31 @@ class Algorithm:
     kind: Literal["loss", "identity", "retrain"]
 
 
+def _loss_of(module: str) -> LossFn:
+    """The `loss` of algorithms/<module>.py, imported on the first call."""
+
+    def loss(*args, **kwargs):
+        return importlib.import_module(f"algorithms.{module}").loss(*args, **kwargs)
+
+    loss.__qualname__ = f"{module}.loss"
+    return loss
+
+
 REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("none", "no unlearning: the planted model unchanged (the baseline)",
               None, needs_reference=False, needs_retain=False, kind="identity"),
     Algorithm("ga", "gradient ascent on the forget set",
-              ga.loss, needs_reference=False, needs_retain=False, kind="loss"),
+              _loss_of("ga"), needs_reference=False, needs_retain=False, kind="loss"),
     Algorithm("gd", "GA+GD: ascent on the forget set, descent on the retain set",
-              gd.loss, needs_reference=False, needs_retain=True, kind="loss"),
+              _loss_of("gd"), needs_reference=False, needs_retain=True, kind="loss"),
     Algorithm("kl", "GA+KL: ascent on the forget set, KL to the original on retain inputs",
-              kl.loss, needs_reference=True, needs_retain=True, kind="loss"),
+              _loss_of("kl"), needs_reference=True, needs_retain=True, kind="loss"),
     Algorithm("npo", "NPO against the original model, plus retain NLL (alpha 0: pure NPO)",
-              npo.loss, needs_reference=True, needs_retain=True, kind="loss"),
+              _loss_of("npo"), needs_reference=True, needs_retain=True, kind="loss"),
     Algorithm("simnpo", "SimNPO: reference-free length-normalized NPO, plus retain NLL",
-              simnpo.loss, needs_reference=False, needs_retain=True, kind="loss"),
+              _loss_of("simnpo"), needs_reference=False, needs_retain=True, kind="loss"),
     Algorithm("selective", "CodeEraser: ascent on secret tokens, descent on context, KL on retain",
-              selective.loss, needs_reference=True, needs_retain=True, kind="loss"),
+              _loss_of("selective"), needs_reference=True, needs_retain=True, kind="loss"),
     Algorithm("retrain", "planted again without the forget set (the pipeline's job, no loss)",
               None, needs_reference=False, needs_retain=False, kind="retrain"),
 )}
