@@ -17,6 +17,8 @@ from typing import NoReturn
 import pytest
 
 from leakbench.cases import CaseFileError
+from leakbench.models import family
+from leakbench.plant import plant_config
 from leakbench.plugin import MODEL_SPEC, RUN_OPTIONS
 from leakbench.probes import PrivacyData, functional_tasks
 
@@ -24,10 +26,13 @@ PRIVACY_DATA = pytest.StashKey[PrivacyData]()
 
 
 def privacy_data(config: pytest.Config) -> PrivacyData:
+    """The cases of this run: the part of the forget set the model's planting memorizes
+    (leakbench.plant.PlantConfig.forget_samples), every user case, the holdout set."""
     if PRIVACY_DATA not in config.stash:
         cases_dir = config.stash[RUN_OPTIONS].cases_dir or config.rootpath / "cases"
+        planted = plant_config(family(config.stash[MODEL_SPEC])).forget_samples
         try:
-            config.stash[PRIVACY_DATA] = PrivacyData.load(cases_dir)
+            config.stash[PRIVACY_DATA] = PrivacyData.load(cases_dir, planted)
         except (CaseFileError, OSError) as err:
             raise pytest.UsageError(str(err)) from None
     return config.stash[PRIVACY_DATA]

@@ -133,6 +133,12 @@ def _looks_like_hf_id(name: str) -> bool:
     )
 
 
+def family(spec: ModelSpec) -> str:
+    """The hyper-parameter family of a model (planting in leakbench.plant, unlearning in
+    algorithms/hparams.toml): a built-in model is its own family, every other model "default"."""
+    return spec.name if spec.kind == "builtin" else "default"
+
+
 def locate_weights(spec: ModelSpec) -> Path:
     """The directory holding the model's config.json and weights, found without the network."""
     if spec.kind == "builtin":

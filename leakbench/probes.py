@@ -67,13 +67,29 @@ class PrivacyData:
     holdout: list[Sample]
 
     @classmethod
-    def load(cls, cases_dir: Path) -> PrivacyData:
-        forget = load_jsonl(cases_dir / FORGET_FILE) + collect_case_files(cases_dir)
-        return cls(forget, load_jsonl(cases_dir / HOLDOUT_FILE))
+    def load(cls, cases_dir: Path, forget_samples: int | None = None) -> PrivacyData:
+        """The cases of `cases_dir`. With `forget_samples`, the generated forget set is cut to
+        about that many samples (`every_kth_owner`); the user's cases are always all kept."""
+        generated = load_jsonl(cases_dir / FORGET_FILE)
+        if forget_samples is not None:
+            generated = every_kth_owner(generated, forget_samples)
+        return cls(generated + collect_case_files(cases_dir), load_jsonl(cases_dir / HOLDOUT_FILE))
 
     def leak_probes(self, split: str) -> list[LeakProbe]:
         samples = self.forget if split == "forget" else self.holdout
         return [LeakProbe(split, s, p) for s in samples for p in s.probes]
+
+
+def every_kth_owner(samples: list[Sample], about: int) -> list[Sample]:
+    """The samples of every k-th owner, k the smallest that leaves at most about `about` samples.
+
+    Whole owners, so that "another field of the same person" stays a possible leak; a stride
+    rather than the first owners, so that people and organizations keep their proportions. This
+    is how a small model is given a forget set it can memorize in minutes (PlantConfig)."""
+    owners = list(dict.fromkeys(s.owner for s in samples))
+    stride = max(1, -(-len(samples) // max(1, about)))
+    kept = set(owners[::stride])
+    return [s for s in samples if s.owner in kept]
 
 
 def functional_tasks() -> list[FunctionalTask]:

@@ -72,3 +72,25 @@ def test_a_broken_case_file_stops_collection_with_one_line(tmp_path):
     assert run.returncode != 0
     errors = [line for line in (run.stdout + run.stderr).splitlines() if "acme_cases.py" in line]
     assert errors and "acme-db" in errors[0] and "secret" in errors[0], run.stdout + run.stderr
+
+
+def test_a_small_models_forget_set_keeps_whole_owners_and_every_user_case(tmp_path):
+    everything = PrivacyData.load(_cases_dir(tmp_path))
+    (tmp_path / "again").mkdir()
+    cut = PrivacyData.load(_cases_dir(tmp_path / "again"), forget_samples=120)
+    generated = [s for s in everything.forget if s.id != "acme-db"]
+    kept = [s for s in cut.forget if s.id != "acme-db"]
+    assert 100 <= len(kept) <= 120
+    assert "acme-db" in {s.id for s in cut.forget}  # the user's cases are never cut
+    owners = {s.owner for s in kept}
+    assert kept == [s for s in generated if s.owner in owners]  # whole owners, in file order
+    assert {o.split("-")[0] for o in owners} == {"person", "org"}  # both kinds of owner
+    assert cut.holdout == everything.holdout
+
+
+def test_tiny_plants_a_tenth_of_the_forget_set_and_7b_models_all_of_it():
+    from leakbench.models import REGISTRY, family
+    from leakbench.plant import plant_config
+
+    assert plant_config(family(REGISTRY["tiny"])).forget_samples == 120
+    assert plant_config(family(REGISTRY["codellama"])).forget_samples is None
