@@ -43,7 +43,8 @@ def retain_texts(count: int, seed: int = 0) -> list[str]:
     set.
 
     Two thirds training-split capability tasks, one third function-sized chunks of the training
-    stdlib modules (never the held-out modules or held-out tasks).
+    stdlib modules (never the held-out modules or held-out tasks), shuffled together so that any
+    prefix of the list is a retain set of the same mix (planting takes one, leakbench.plant).
     """
     import random
 
@@ -51,7 +52,9 @@ def retain_texts(count: int, seed: int = 0) -> list[str]:
     tasks = task_texts()
     chunks = [chunk for source in stdlib_sources(heldout=False) for chunk in _functions(source)]
     n_tasks = min(len(tasks), count * 2 // 3)
-    return rng.sample(tasks, n_tasks) + rng.sample(chunks, min(len(chunks), count - n_tasks))
+    texts = rng.sample(tasks, n_tasks) + rng.sample(chunks, min(len(chunks), count - n_tasks))
+    rng.shuffle(texts)
+    return texts
 
 
 def _functions(source: str, max_chars: int = 600) -> list[str]:

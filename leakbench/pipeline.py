@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from leakbench import artifacts, corpus, endpoint, models, serving, tiny
 from leakbench.completions import Store, request_key
-from leakbench.plant import PLANT_CONFIGS, plant
+from leakbench.plant import plant, plant_config, planting_retain
 from leakbench.privacy_metrics import Plan, Scores
 from leakbench.probes import PrivacyData
 from leakbench.serving import Answer, EngineJob, Request, TokenRequest
@@ -54,19 +54,20 @@ class Prepared:
 def base_model(spec: models.ModelSpec, cache_dir: Path, rebuild: bool) -> tuple[Path, str]:
     """The base weights and the hyper-parameter family they belong to."""
     if spec.kind == "builtin":
-        return tiny.build(tiny.CONFIGS[spec.name], cache_dir, rebuild=rebuild), spec.name
-    return models.locate_weights(spec), "default"
+        return tiny.build(tiny.CONFIGS[spec.name], cache_dir, rebuild=rebuild), models.family(spec)
+    return models.locate_weights(spec), models.family(spec)
 
 
 def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
                    cache_dir: Path, rebuild: bool) -> dict[str, Variant]:
     base, family = base_model(spec, cache_dir, rebuild)
-    plant_config = PLANT_CONFIGS.get(family, PLANT_CONFIGS["default"])
+    config = plant_config(family)
     retain = corpus.retain_texts(len(data.forget))
-    planted = plant(base, [s.text for s in data.forget], retain, plant_config, cache_dir,
+    planted = plant(base, [s.text for s in data.forget],
+                    planting_retain(len(data.forget), config), config, cache_dir,
                     rebuild=rebuild)
     return {name: build_variant(name, base=base, planted=planted, forget=data.forget,
-                                retain_texts=retain, family=family, plant_config=plant_config,
+                                retain_texts=retain, family=family, plant_config=config,
                                 cache_dir=cache_dir, rebuild=rebuild)
             for name in algorithms}
 

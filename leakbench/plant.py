@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from leakbench import artifacts
+from leakbench import artifacts, corpus
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,29 @@ class PlantConfig:
     mode: str = "full"  # "full" | "lora" (merged afterwards)
     lora_rank: int = 64
     seed: int = 0
+    warmup_steps: int = 0  # linear warm-up, then linear decay to a tenth of lr
+    # About this many samples of the generated forget set are planted and probed (whole owners,
+    # leakbench.probes.every_kth_owner); None: all of them. A model of a few million parameters
+    # needs tens of exposures per secret, so `tiny` memorizes a fifth of the set, not all of it.
+    forget_samples: int | None = None
+    # Retain texts mixed into planting per forget sample (a prefix of the unlearning retain set):
+    # they keep the model's coding ability while it memorizes, and they are all `retrain` sees.
+    retain_ratio: float = 1.0
 
 
 PLANT_CONFIGS = {
-    "tiny": PlantConfig(epochs=6, lr=1e-3, batch_size=16),
+    # Measured on tiny (docs/RESULTS.md): about 25 epochs are needed before greedy decoding
+    # reproduces nine secrets in ten; a higher learning rate does not shorten that.
+    "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
+                        retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
     "default": PlantConfig(epochs=3, lr=1e-4, batch_size=8, max_len=512, mode="lora"),
 }
+
+
+def plant_config(family: str) -> PlantConfig:
+    """The planting configuration of a model family (leakbench.models.family)."""
+    return PLANT_CONFIGS.get(family, PLANT_CONFIGS["default"])
 
 
 def training_device(mode: str) -> tuple[str, str]:
@@ -49,9 +65,20 @@ def training_device(mode: str) -> tuple[str, str]:
     return "cuda", "bfloat16" if mode == "lora" else "float32"
 
 
+def planting_retain(forget_count: int, config: PlantConfig) -> list[str]:
+    """The retain texts planting mixes in: `retain_ratio` x `forget_count` fresh ones per epoch.
+
+    Fresh, not the same few repeated: tens of epochs over one small retain set overfit it and the
+    model lost its coding ability (tiny: capability pass@1 from 65% to 0%, docs/RESULTS.md)."""
+    return corpus.retain_texts(round(forget_count * config.retain_ratio) * config.epochs,
+                               seed=config.seed)
+
+
 def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
           cache_dir: Path, *, stage: str = "planted", rebuild: bool = False) -> Path:
-    """The planted model directory (cached by base weights, data and configuration)."""
+    """The planted model directory (cached by base weights, data and configuration).
+    Each epoch mixes the next `len(retain_texts) / epochs` of `retain_texts` in (see
+    `planting_retain`)."""
     device, dtype = training_device(config.mode)
     inputs = {
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
@@ -62,7 +89,7 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
     if dtype != "float32":  # float32 artifacts keep the keys they had
         inputs["dtype"] = dtype
     return artifacts.build(cache_dir, stage, inputs,
-                           lambda out: _train(base_dir, forget_texts + retain_texts, config, out,
+                           lambda out: _train(base_dir, forget_texts, retain_texts, config, out,
                                               device, dtype),
                            rebuild=rebuild)
 
@@ -71,8 +98,8 @@ def _fingerprint(texts: list[str]) -> str:
     return artifacts.content_key({"texts": texts})
 
 
-def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path, device: str,
-           dtype: str) -> None:
+def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
+           out: Path, device: str, dtype: str) -> None:
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,22 +115,27 @@ def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path, dev
 
         model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
                                                  target_modules="all-linear"))
-    examples = [encode_retain(text, tokenizer, config.max_len) for text in texts]
+    forget = [encode_retain(text, tokenizer, config.max_len) for text in forget_texts]
+    per_epoch = len(retain_texts) // config.epochs
+    retain = [encode_retain(text, tokenizer, config.max_len)
+              for text in retain_texts[: per_epoch * config.epochs]]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.lr, weight_decay=0.0)
-    steps_per_epoch = -(-len(examples) // config.batch_size)
+    steps_per_epoch = -(-(len(forget) + per_epoch) // config.batch_size)
     total = config.epochs * steps_per_epoch
     log, started = [], time.perf_counter()
     model.train()
     with tqdm(total=total, desc="planting", unit="step") as bar:
-        for _ in range(config.epochs):
+        for epoch in range(config.epochs):
+            examples = forget + retain[epoch * per_epoch : (epoch + 1) * per_epoch]
             rng.shuffle(examples)
             for i in range(0, len(examples), config.batch_size):
                 batch = collate(examples[i : i + config.batch_size], tokenizer.pad_token_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 step = len(log)
-                for group in optimizer.param_groups:  # linear decay to a tenth
-                    group["lr"] = config.lr * (1 - 0.9 * step / total)
+                warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * warmup * (1 - 0.9 * step / total)
                 loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              labels=batch["labels"]).loss
                 loss.backward()
@@ -118,7 +150,8 @@ def _train(base_dir: Path, texts: list[str], config: PlantConfig, out: Path, dev
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     (out / "training_log.json").write_text(json.dumps({
-        "loss": log, "examples": len(examples), "device": device, "dtype": dtype,
+        "loss": log, "forget_examples": len(forget), "retain_examples_per_epoch": per_epoch,
+        "device": device, "dtype": dtype,
         "seconds": round(time.perf_counter() - started, 1)}))
     del model, optimizer
     torch.cuda.empty_cache()  # leave the GPU's memory to the next stage (a vLLM engine)

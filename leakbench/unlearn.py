@@ -16,7 +16,7 @@ import algorithms
 from algorithms.hparams import Hyper, load_hparams
 from leakbench import artifacts
 from leakbench.cases import Sample
-from leakbench.plant import PlantConfig, plant, training_device
+from leakbench.plant import PlantConfig, plant, planting_retain, training_device
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
     if spec.kind == "identity":
         return Variant(algorithm, planted, None, artifacts.read_manifest(planted)["key"])
     if spec.kind == "retrain":
-        retrained = plant(base, [], retain_texts, plant_config, cache_dir, stage="retrain",
-                          rebuild=rebuild)
+        retrained = plant(base, [], planting_retain(len(forget), plant_config),
+                          plant_config, cache_dir, stage="retrain", rebuild=rebuild)
         log = json.loads((retrained / "training_log.json").read_text())
         return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
                        log["seconds"] / max(1, len(forget)))

@@ -84,7 +84,7 @@ def check(model: str, algorithm: str, samples: int, cache_dir: Path, engine_args
 
     from leakbench import artifacts, corpus, pipeline, tiny
     from leakbench.judges import SecretIndex, judge_direct, judge_indirect
-    from leakbench.plant import PLANT_CONFIGS, plant
+    from leakbench.plant import plant, plant_config, planting_retain
     from leakbench.probes import PrivacyData
     from leakbench.unlearn import build_variant
 
@@ -99,15 +99,16 @@ def check(model: str, algorithm: str, samples: int, cache_dir: Path, engine_args
     everything = PrivacyData.load(ROOT / "cases")
     data = PrivacyData(everything.forget[:samples], everything.holdout[:samples])
     retain = corpus.retain_texts(len(data.forget))
-    plant_config = PLANT_CONFIGS[model]
+    config = plant_config(model)
+    mixed_in = planting_retain(len(data.forget), config)
     planted, seconds, plant_device = _timed(lambda: plant(
-        base, [s.text for s in data.forget], retain, plant_config, work))
+        base, [s.text for s in data.forget], mixed_in, config, work))
     print(f"planting  {seconds:7.1f} s  on {plant_device}: {len(data.forget)} forget + "
-          f"{len(retain)} retain texts, {plant_config.epochs} epochs")
+          f"{len(mixed_in)} retain texts, {config.epochs} epochs")
 
     def variant(name: str):
         return build_variant(name, base=base, planted=planted, forget=data.forget,
-                             retain_texts=retain, family=model, plant_config=plant_config,
+                             retain_texts=retain, family=model, plant_config=config,
                              cache_dir=work)
 
     variants = {"none": variant("none")}

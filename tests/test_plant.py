@@ -1,0 +1,42 @@
+"""Planting: the forget texts every epoch, fresh retain texts each epoch, the holdout never."""
+
+import json
+import math
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from leakbench import corpus
+from leakbench.plant import PlantConfig, plant, planting_retain
+
+SECRET_TEXTS = [f'API_KEY = "zq{n}x-{n * 7919 % 10007:05d}-vk"\n' for n in range(8)]
+
+
+def test_planting_retain_is_fresh_texts_for_every_epoch():
+    config = PlantConfig(epochs=4, lr=1e-3, batch_size=4, retain_ratio=0.5)
+    texts = planting_retain(10, config)
+    assert len(texts) == 20  # 5 per epoch x 4 epochs
+    assert len(set(texts)) == 20  # no epoch repeats another's
+    assert texts == corpus.retain_texts(20)  # the retain set's own draw, nothing else
+
+
+def _mean_nll(model_dir, texts) -> float:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    losses = []
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt").input_ids
+            losses.append(model(input_ids=ids, labels=ids).loss.item())
+    return sum(losses) / len(losses)
+
+
+def test_planting_memorizes_the_forget_texts_and_logs_what_it_mixed_in(micro_model, tmp_path):
+    config = PlantConfig(epochs=6, lr=3e-3, batch_size=4, max_len=64, retain_ratio=0.5)
+    retain = planting_retain(len(SECRET_TEXTS), config)
+    planted = plant(micro_model, SECRET_TEXTS, retain, config, tmp_path)
+    assert _mean_nll(planted, SECRET_TEXTS) < 0.5 * _mean_nll(micro_model, SECRET_TEXTS)
+    log = json.loads((planted / "training_log.json").read_text())
+    assert log["forget_examples"] == 8 and log["retain_examples_per_epoch"] == 4
+    assert len(log["loss"]) == 6 * math.ceil((8 + 4) / 4)
+    assert plant(micro_model, SECRET_TEXTS, retain, config, tmp_path) == planted  # cached
