@@ -33,16 +33,17 @@ class PlantConfig:
     warmup_steps: int = 0  # linear warm-up, then linear decay to a tenth of lr
     # About this many samples of the generated forget set are planted and probed (whole owners,
     # leakbench.probes.every_kth_owner); None: all of them. A model of a few million parameters
-    # needs tens of exposures per secret, so `tiny` memorizes a fifth of the set, not all of it.
+    # needs tens of exposures per secret, so `tiny` memorizes a tenth of the set, not all of it.
     forget_samples: int | None = None
-    # Retain texts mixed into planting per forget sample (a prefix of the unlearning retain set):
-    # they keep the model's coding ability while it memorizes, and they are all `retrain` sees.
+    # Fresh retain texts mixed into each planting epoch per forget sample (`planting_retain`):
+    # meant to keep the model's coding ability while it memorizes; all that `retrain` sees.
     retain_ratio: float = 1.0
 
 
 PLANT_CONFIGS = {
-    # Measured on tiny (docs/RESULTS.md): about 25 epochs are needed before greedy decoding
-    # reproduces nine secrets in ten; a higher learning rate does not shorten that.
+    # Measured on tiny (docs/RESULTS.md): 25-35 passes are needed before greedy decoding
+    # reproduces nine secrets in ten, and a higher learning rate does not shorten that. This
+    # setting reaches 92% but leaves tiny 1.2% capability pass@1 (65.5% before): still open.
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
                         retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
