@@ -44,7 +44,7 @@ def retain_texts(count: int, seed: int = 0) -> list[str]:
 
     Two thirds training-split capability tasks, one third function-sized chunks of the training
     stdlib modules (never the held-out modules or held-out tasks), shuffled together so that any
-    prefix of the list is a retain set of the same mix (planting takes one, leakbench.plant).
+    slice of the list is the same mix (planting takes one slice per epoch, leakbench.plant).
     """
     import random
 
