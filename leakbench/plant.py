@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from algorithms.batches import DOCUMENT_FORMAT
 from leakbench import artifacts, corpus
 
 
@@ -43,7 +44,7 @@ class PlantConfig:
 PLANT_CONFIGS = {
     # Measured on tiny (docs/RESULTS.md): 25-35 passes are needed before greedy decoding
     # reproduces nine secrets in ten, and a higher learning rate does not shorten that. This
-    # setting reaches 92% but leaves tiny 1.2% capability pass@1 (65.5% before): still open.
+    # setting reaches 91% direct leaks with capability pass@1 at 78% (65.5% before planting).
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
                         retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
@@ -85,7 +86,7 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
         else str(base_dir),
         "forget": _fingerprint(forget_texts), "retain": _fingerprint(retain_texts),
-        "config": asdict(config),
+        "config": asdict(config), "documents": DOCUMENT_FORMAT,
     }
     if dtype != "float32":  # float32 artifacts keep the keys they had
         inputs["dtype"] = dtype
@@ -105,7 +106,7 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from algorithms.batches import collate, encode_retain
+    from algorithms.batches import collate, encode_document
 
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -116,9 +117,9 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
 
         model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
                                                  target_modules="all-linear"))
-    forget = [encode_retain(text, tokenizer, config.max_len) for text in forget_texts]
+    forget = [encode_document(text, tokenizer, config.max_len) for text in forget_texts]
     per_epoch = len(retain_texts) // config.epochs
-    retain = [encode_retain(text, tokenizer, config.max_len)
+    retain = [encode_document(text, tokenizer, config.max_len)
               for text in retain_texts[: per_epoch * config.epochs]]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.lr, weight_decay=0.0)

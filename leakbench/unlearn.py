@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import algorithms
+from algorithms.batches import DOCUMENT_FORMAT
 from algorithms.hparams import Hyper, load_hparams
 from leakbench import artifacts
 from leakbench.cases import Sample
@@ -44,7 +45,8 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
     device, dtype = training_device(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
               "hparams": asdict(hp), "forget": [s.id for s in forget],
-              "retain": artifacts.content_key({"texts": retain_texts})}
+              "retain": artifacts.content_key({"texts": retain_texts}),
+              "documents": DOCUMENT_FORMAT}
     if dtype != "float32":  # float32 artifacts keep the keys they had
         inputs["dtype"] = dtype
     out = artifacts.build(cache_dir, "variant", inputs,
@@ -62,7 +64,7 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from algorithms.batches import encode_forget, encode_retain
+    from algorithms.batches import encode_document, encode_forget
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
@@ -78,7 +80,7 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
                                                  target_modules="all-linear"))
     max_len = 256
     forget_examples = [encode_forget(s.text, s.span, tokenizer, max_len) for s in forget]
-    retain_examples = [encode_retain(t, tokenizer, max_len) for t in retain_texts]
+    retain_examples = [encode_document(t, tokenizer, max_len) for t in retain_texts]
     unlearn(model, reference, forget_examples, retain_examples, spec, hp,
             pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json")
     model.save_pretrained(str(out), safe_serialization=True)

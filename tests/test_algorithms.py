@@ -16,7 +16,7 @@ from torch import nn
 
 import algorithms
 from algorithms import REGISTRY, get, load_hparams, losses
-from algorithms.batches import Example, collate, encode_forget, encode_retain
+from algorithms.batches import Example, collate, encode_document, encode_forget
 from algorithms.hparams import HPARAMS_PATH
 from algorithms.loop import unlearn
 
@@ -336,9 +336,17 @@ def test_encode_forget_truncates_around_the_secret(bpe):
         encode_forget(text, (5, 5), bpe, max_len=12)
 
 
-def test_encode_retain_and_collate(bpe):
-    example = encode_retain("x = 1\ny = 2\n" * 10, bpe, max_len=7)
-    assert len(example.input_ids) == 7 and example.secret_mask == [0] * 7
+def test_encode_document_ends_a_whole_text_and_only_a_whole_text(bpe):
+    text = "x = 1\ny = 2\n"
+    ids = bpe(text, add_special_tokens=False)["input_ids"]
+    whole = encode_document(text, bpe, max_len=len(ids) + 1)
+    assert whole.input_ids == ids + [bpe.eos_token_id] and whole.secret_mask == [0] * len(ids + [0])
+    cut = encode_document(text, bpe, max_len=len(ids))  # no room for the end: the text is cut
+    assert cut.input_ids == ids
+    assert encode_document(text * 10, bpe, max_len=7).input_ids == ids[:7]
+
+
+def test_collate():
     batch = collate([Example([0, 5, 0], [0, 1, 0]), Example([4, 4], [0, 0])], pad_id=0, pad_to=5)
     assert batch["input_ids"].tolist() == [[0, 5, 0, 0, 0], [4, 4, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
