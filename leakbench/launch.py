@@ -28,6 +28,10 @@ class Processes(Protocol):
         """Run `work` on process 0 only and return its result on every process, which wait for
         it. If it raises, process 0 ends with the error and the launcher ends the others."""
 
+    def end(self) -> None:
+        """Leave the launch together, so that no process exits while another still talks to
+        it."""
+
 
 def processes() -> Processes | None:
     """The processes of this launch, or None when this process runs alone."""
@@ -44,9 +48,14 @@ def processes() -> Processes | None:
 
 class _Accelerated:
     def __init__(self, state) -> None:
+        self.state = state
         self.is_main = state.is_main_process
 
     def on_main(self, work: Callable[[], T]) -> T:
         from accelerate.utils import broadcast_object_list
 
         return broadcast_object_list([work() if self.is_main else None], from_process=0)[0]
+
+    def end(self) -> None:
+        self.state.wait_for_everyone()
+        self.state.destroy_process_group()
