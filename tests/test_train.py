@@ -3,11 +3,14 @@
 `accelerate launch --multi_gpu --num_processes 2` with ACCELERATE_USE_CPU=true is DDP over gloo on
 this machine's CPUs: accelerate 1.15's `--cpu --num_processes 2` starts one process only (its
 multi-CPU launch goes through mpirun), and FSDP needs GPUs. The launch plants `micro` on a few
-cases and unlearns it with `kl` (a frozen reference, retain batches, a LoRA adapter); a
-single-process run of the benchmark's own code must then find every artifact cached.
+cases (full-parameter) and unlearns it with `kl` (a frozen reference, retain batches, micro's
+LoRA adapter); a single-process run of the benchmark's own code must then find every artifact
+cached. A second launch unlearns full-parameter (tests/launched_unlearning.py): both processes
+must end with the same weights.
 """
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -38,12 +41,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(cases: Path, cache: Path) -> subprocess.CompletedProcess:
+def _launch(*program: str) -> subprocess.CompletedProcess:
+    """`program` (a script and its arguments, or -m and a module) under a 2-process launch."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-               "-m", "leakbench.train", "--model", "micro", "--algo", "kl",
-               f"--cases-dir={cases}", f"--cache-dir={cache}"]
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), *program]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "TQDM_DISABLE": "1"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -55,7 +57,8 @@ def test_a_two_process_launch_builds_what_a_single_process_run_finds(micro_model
     cache = tmp_path / "cache"
     shutil.copytree(micro_model, cache / micro_model.parent.name / micro_model.name)
     cases = _small_cases(tmp_path / "cases", 24, 8)
-    run = _launch(cases, cache)
+    run = _launch("-m", "leakbench.train", "--model", "micro", "--algo", "kl",
+                  f"--cases-dir={cases}", f"--cache-dir={cache}")
     assert run.returncode == 0, run.stderr[-3000:]
     name, key, adapter = run.stdout.split()  # process 0 alone reports
     assert name == "kl" and Path(adapter) == cache / "variant" / key
@@ -90,3 +93,13 @@ def test_a_two_process_launch_builds_what_a_single_process_run_finds(micro_model
     variants = pipeline.build_variants(spec, ("none", "kl"), data, cache, rebuild=False)
     assert variants["none"].weights == planted and variants["kl"].adapter == Path(adapter)
     assert variants["kl"].key == key
+
+
+def test_full_parameter_unlearning_on_two_processes_keeps_them_in_step():
+    run = _launch(str(ROOT / "tests" / "launched_unlearning.py"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["processes"] == 2 and result["steps"] == 6  # 2 epochs x 3 batches
+    assert all(math.isfinite(loss) for loss in result["losses"])
+    first, second = result["checksums"]
+    assert first == second  # the same weights on both: the gradients were averaged
