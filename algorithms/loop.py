@@ -10,6 +10,11 @@ forget NLL exceeds hp.stop_forget_nll.
 The model may be a plain transformers model (full fine-tuning) or a PEFT-wrapped one (LoRA): the
 optimizer takes whatever parameters require grad. The reference, when the algorithm needs one, is
 a separate frozen copy of the model before unlearning; it runs in eval mode under no_grad.
+
+An `accelerate` Accelerator prepares the model, the optimizer and the reference, and runs the
+backward pass and the clipping (algorithms.distributed): in a plain process that changes nothing;
+under `accelerate launch` each process trains on its share of every batch and the logged values
+are means over the processes.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from algorithms import Algorithm
+from algorithms import Algorithm, distributed
 from algorithms.batches import Example, collate
 from algorithms.hparams import Hyper
 
@@ -36,8 +41,10 @@ def _batches(examples: list[Example], size: int, rng: random.Random) -> list[lis
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
-def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
+def _batch(accelerator, examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """This process's share of a batch, collated, on its device."""
+    batch = collate(distributed.share(accelerator, examples), pad_id)
+    return {k: v.to(accelerator.device) for k, v in batch.items()}
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
@@ -48,9 +55,12 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 
 
 def unlearn(model, reference, forget: list[Example], retain: list[Example],
-            algorithm: Algorithm, hp: Hyper, *, pad_id: int, log_path: Path | None = None) -> dict:
+            algorithm: Algorithm, hp: Hyper, *, pad_id: int, log_path: Path | None = None,
+            save_dir: Path | None = None) -> dict:
     """Unlearn `forget` from `model` in place. Returns (and writes to log_path, if given) the
-    summary and one record per step: {"step", "forget", "retain", "loss", ...terms}."""
+    summary and one record per step: {"step", "forget", "retain", "loss", ...terms}. With
+    `save_dir`, the unlearned model is saved there (a PEFT model's adapter, else full weights):
+    here, because sharded weights are gathered through the prepared model."""
     if algorithm.kind != "loss" or algorithm.loss is None:
         raise ValueError(f"algorithm {algorithm.name!r} is of kind {algorithm.kind!r}: it has no "
                          "loss to train (the pipeline handles 'none' and 'retrain')")
@@ -72,8 +82,12 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no parameter that requires grad")
-    device = params[0].device
+    accelerator = distributed.accelerator(hp.mode, f"unlearning with {algorithm.name}")
     optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
+    was_training = model.training
+    model, optimizer = distributed.prepare(accelerator, model, optimizer, hp.batch_size)
+    if reference is not None:
+        reference = distributed.prepare_reference(accelerator, reference)
 
     steps_per_epoch = math.ceil(len(forget) / hp.batch_size)
     total_steps = hp.epochs * steps_per_epoch
@@ -82,29 +96,29 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
     records: list[dict] = []
     stop_reason = None
     started = time.perf_counter()
-    was_training = model.training
     model.train()
     progress = tqdm(total=total_steps, desc=f"unlearn {algorithm.name}", unit="step",
-                    disable=None)
+                    disable=None if accelerator.is_main_process else True)
     for epoch in range(hp.epochs):
         forget_batches = _batches(forget, hp.batch_size, rng)
         retain_batches = _batches(retain, hp.batch_size, rng) if algorithm.needs_retain else []
         for i, forget_batch in enumerate(forget_batches):
-            batch_forget = _to(collate(forget_batch, pad_id), device)
+            batch_forget = _batch(accelerator, forget_batch, pad_id)
             batch_retain = None
             if retain_batches:
-                batch_retain = _to(collate(retain_batches[i % len(retain_batches)], pad_id), device)
+                batch_retain = _batch(accelerator, retain_batches[i % len(retain_batches)], pad_id)
 
             total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
-            if not torch.isfinite(total):
-                raise FloatingPointError(f"{algorithm.name}: loss {total.item()} at step "
+            logged = distributed.mean_over_processes(accelerator, {"loss": total.item(), **logged})
+            if not math.isfinite(logged["loss"]):
+                raise FloatingPointError(f"{algorithm.name}: loss {logged['loss']} at step "
                                          f"{len(records) + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
+            accelerator.backward(total)
+            accelerator.clip_grad_norm_(model.parameters(), hp.grad_clip)
             optimizer.step()
 
-            record = {"step": len(records) + 1, "epoch": epoch, "loss": total.item(), **logged}
+            record = {"step": len(records) + 1, "epoch": epoch, **logged}
             records.append(record)
             progress.update(1)
             progress.set_postfix(forget=f"{logged['forget']:.3f}", loss=f"{record['loss']:.3f}")
@@ -118,6 +132,8 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
             break
     progress.close()
     model.train(was_training)
+    if save_dir is not None:
+        distributed.save(accelerator, model, save_dir)
 
     result = {
         "algorithm": algorithm.name,
@@ -126,8 +142,10 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
         "seconds": round(time.perf_counter() - started, 3),
         "stopped_early": stop_reason == "stop_forget_nll",
         "stop_reason": stop_reason or "epochs",
+        "processes": accelerator.num_processes,  # each trained on its share of every batch
         "records": records,
     }
-    if log_path is not None:
+    if log_path is not None and accelerator.is_main_process:
         _write_json_atomically(Path(log_path), result)
+    accelerator.free_memory()  # a DeepSpeed engine goes now, not at some later garbage collection
     return result

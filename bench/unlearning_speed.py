@@ -79,9 +79,9 @@ def unlearn_once(planted: Path, algorithm: str, hp: Hyper, forget: list[Sample],
     """The suite's unlearning step (leakbench.unlearn._unlearn_into) into `out`; its log."""
     from leakbench.unlearn import _unlearn_into
 
-    device, dtype = training_device(hp.mode)
+    _, dtype = training_device(hp.mode)
     started = time.perf_counter()
-    _unlearn_into(planted, algorithms.get(algorithm), hp, forget, retain, out, device, dtype)
+    _unlearn_into(planted, algorithms.get(algorithm), hp, forget, retain, out, dtype)
     log = json.loads((out / "unlearning_log.json").read_text())
     log["wall"] = time.perf_counter() - started
     return log

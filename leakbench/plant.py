@@ -81,7 +81,7 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
     """The planted model directory (cached by base weights, data and configuration).
     Each epoch mixes the next `len(retain_texts) / epochs` of `retain_texts` in (see
     `planting_retain`)."""
-    device, dtype = training_device(config.mode)
+    _, dtype = training_device(config.mode)
     inputs = {
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
         else str(base_dir),
@@ -92,8 +92,8 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
         inputs["dtype"] = dtype
     return artifacts.build(cache_dir, stage, inputs,
                            lambda out: _train(base_dir, forget_texts, retain_texts, config, out,
-                                              device, dtype),
-                           rebuild=rebuild)
+                                              dtype),
+                           rebuild=rebuild, collective=True)
 
 
 def _fingerprint(texts: list[str]) -> str:
@@ -101,17 +101,22 @@ def _fingerprint(texts: list[str]) -> str:
 
 
 def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
-           out: Path, device: str, dtype: str) -> None:
+           out: Path, dtype: str) -> None:
+    """Every process of a launch runs this (artifacts.build, collective) on its share of each
+    batch (algorithms.distributed); process 0 writes. The model is loaded on the CPU: the
+    Accelerator puts it on each process's device."""
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from algorithms import distributed
     from algorithms.batches import collate, encode_document
 
+    accelerator = distributed.accelerator(config.mode, "planting")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype)).to(device)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype))
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -123,37 +128,45 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
               for text in retain_texts[: per_epoch * config.epochs]]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.lr, weight_decay=0.0)
+    model, optimizer = distributed.prepare(accelerator, model, optimizer, config.batch_size)
     steps_per_epoch = -(-(len(forget) + per_epoch) // config.batch_size)
     total = config.epochs * steps_per_epoch
     log, started = [], time.perf_counter()
     model.train()
-    with tqdm(total=total, desc="planting", unit="step") as bar:
+    quiet = {} if accelerator.is_main_process else {"disable": True}  # process 0 reports
+    with tqdm(total=total, desc="planting", unit="step", **quiet) as bar:
         for epoch in range(config.epochs):
             examples = forget + retain[epoch * per_epoch : (epoch + 1) * per_epoch]
             rng.shuffle(examples)
             for i in range(0, len(examples), config.batch_size):
-                batch = collate(examples[i : i + config.batch_size], tokenizer.pad_token_id)
-                batch = {k: v.to(device) for k, v in batch.items()}
+                part = distributed.share(accelerator, examples[i : i + config.batch_size])
+                batch = collate(part, tokenizer.pad_token_id)
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 step = len(log)
                 warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * warmup * (1 - 0.9 * step / total)
                 loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              labels=batch["labels"]).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                log.append(round(loss.item(), 4))
+                mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
+                log.append(round(mean["loss"], 4))
                 bar.update()
-    if config.mode == "lora":
-        model = model.merge_and_unload()
     model.eval()
-    model.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
-    (out / "training_log.json").write_text(json.dumps({
-        "loss": log, "forget_examples": len(forget), "retain_examples_per_epoch": per_epoch,
-        "device": device, "dtype": dtype,
-        "seconds": round(time.perf_counter() - started, 1)}))
+    if config.mode == "full":
+        distributed.save(accelerator, model, out)
+    elif accelerator.is_main_process:  # LoRA: one process or DDP, whole weights on every one
+        accelerator.unwrap_model(model).merge_and_unload().save_pretrained(
+            str(out), safe_serialization=True)
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(str(out))
+        (out / "training_log.json").write_text(json.dumps({
+            "loss": log, "forget_examples": len(forget), "retain_examples_per_epoch": per_epoch,
+            "device": str(accelerator.device), "dtype": dtype,
+            "processes": accelerator.num_processes,
+            "seconds": round(time.perf_counter() - started, 1)}))
     del model, optimizer
-    torch.cuda.empty_cache()  # leave the GPU's memory to the next stage (a vLLM engine)
+    accelerator.free_memory()  # leave the GPU's memory to the next stage (a vLLM engine)

@@ -42,7 +42,7 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
         return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
                        log["seconds"] / max(1, len(forget)))
     hp = load_hparams(family, algorithm)
-    device, dtype = training_device(hp.mode)
+    _, dtype = training_device(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
               "hparams": asdict(hp), "forget": [s.id for s in forget],
               "retain": artifacts.content_key({"texts": retain_texts}),
@@ -51,8 +51,8 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
         inputs["dtype"] = dtype
     out = artifacts.build(cache_dir, "variant", inputs,
                           lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d,
-                                                  device, dtype),
-                          rebuild=rebuild)
+                                                  dtype),
+                          rebuild=rebuild, collective=True)
     log = json.loads((out / "unlearning_log.json").read_text())
     adapter = out if hp.mode == "lora" else None
     return Variant(algorithm, planted if adapter else out, adapter,
@@ -60,19 +60,22 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
 
 
 def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: list[Sample],
-                  retain_texts: list[str], out: Path, device: str, dtype: str) -> None:
+                  retain_texts: list[str], out: Path, dtype: str) -> None:
+    """Every process of a launch runs this (artifacts.build, collective); process 0 writes.
+    The models are loaded on the CPU: the loop's Accelerator puts them on each process's
+    device."""
     import torch
+    from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from algorithms.batches import encode_document, encode_forget
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
-    model = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype)).to(device)
+    model = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype))
     reference = None
     if spec.needs_reference:
-        reference = AutoModelForCausalLM.from_pretrained(
-            planted, dtype=getattr(torch, dtype)).to(device).eval()
+        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype))
     if hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -82,9 +85,8 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     forget_examples = [encode_forget(s.text, s.span, tokenizer, max_len) for s in forget]
     retain_examples = [encode_document(t, tokenizer, max_len) for t in retain_texts]
     unlearn(model, reference, forget_examples, retain_examples, spec, hp,
-            pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json")
-    model.save_pretrained(str(out), safe_serialization=True)
-    if hp.mode == "full":
+            pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json", save_dir=out)
+    if hp.mode == "full" and PartialState().is_main_process:
         tokenizer.save_pretrained(str(out))
     del model, reference
     torch.cuda.empty_cache()  # leave the GPU's memory to the next stage (a vLLM engine)
