@@ -3,7 +3,8 @@
 Every stage is a cached artifact, so a second run starts no training and no engine. `prepare` runs
 under one lock in the cache directory: under pytest-xdist the first worker to get there builds and
 generates for every worker, the others wait and then read the completion store. That is what keeps
-the count of vLLM engines at one per set of base weights per run, whatever `-n` is.
+the count of vLLM engines at one per model architecture per run, whatever `-n` is: weights that
+share one (`architecture_key`) are loaded into one engine in turn (leakbench.serving).
 
 The privacy metrics of the `memorization` tests (leakbench.privacy_metrics) ride along: their
 token-level requests join the same engine call, and Min-K%++, which needs the full next-token
@@ -84,33 +85,80 @@ def completions_dir(cache_dir: Path, variant: Variant, engine_args: dict | None)
     return cache_dir / "completions" / key
 
 
-def engine_job(weights: Path, requests: dict[str, list[Request | TokenRequest]],
+# Files of a weights directory that are LeakBench's records, not read by any engine.
+_RECORDS = {artifacts.MANIFEST, "training_log.json", "unlearning_log.json"}
+# Keys of a JSON file that say who wrote it, not what it describes.
+_PROVENANCE = {"transformers_version"}
+
+
+def architecture_key(weights: Path) -> str:
+    """Equal for two weights directories exactly when one engine may serve both, loading the
+    second in place of the first.
+
+    An in-place reload replaces the weight tensors and nothing else: the model's layers and
+    shapes, what vLLM derived from config.json (the rotary cache, norms, the stop tokens of
+    generation_config.json) and the tokenizer stay those of the weights the engine started on.
+    So every file but the weights must be equal, LeakBench's records and the JSON keys that name
+    the writer (`transformers_version`) aside; and the safetensors files must hold the same tensor
+    names, shapes and dtypes: vLLM's reload keeps, with only a warning, a tensor that the new
+    checkpoint lacks. Other files count by their bytes, so weights in another format than
+    safetensors (LeakBench writes none) never share an engine.
+    """
+    return artifacts.content_key({path.name: _describe(path) for path in sorted(weights.iterdir())
+                                  if path.is_file() and path.name not in _RECORDS})
+
+
+def _describe(path: Path) -> object:
+    """What of a weights directory's file must match for `architecture_key`."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(path, framework="numpy") as tensors:
+            slices = {name: tensors.get_slice(name) for name in tensors.keys()}
+            return {name: [t.get_dtype(), t.get_shape()] for name, t in slices.items()}
+    if path.suffix == ".json":
+        content = json.loads(path.read_text())
+        if isinstance(content, dict):
+            return {key: value for key, value in content.items() if key not in _PROVENANCE}
+        return content
+    return artifacts.file_sha256(path)
+
+
+def engine_groups(variants: dict[str, Variant]) -> list[dict[Path, list[str]]]:
+    """The variants by engine: one engine per `architecture_key`, serving its weights in the
+    order of `variants`, each with the variants on it."""
+    groups: dict[str, dict[Path, list[str]]] = {}
+    for name, variant in variants.items():
+        group = groups.setdefault(architecture_key(variant.weights), {})
+        group.setdefault(variant.weights, []).append(name)
+    return list(groups.values())
+
+
+def engine_job(served: dict[Path, list[str]], requests: dict[str, list[Request | TokenRequest]],
                variants: dict[str, Variant], engine_args: dict) -> EngineJob:
-    """The job of the one engine that serves `weights` for the variants named in `requests`; the
-    weights' context length (at most 4096) and the job's dtype are defaults `engine_args` override
-    (leakbench.serving.engine_kwargs)."""
+    """The job of the one engine that serves each weights directory in `served` for the variants
+    listed with it; the weights' context length (at most 4096) and the job's dtype are defaults
+    `engine_args` override (leakbench.serving.engine_kwargs)."""
     return EngineJob(
-        base=str(weights),
+        weights={str(weights): names for weights, names in served.items()},
         adapters={n: str(variants[n].adapter) if variants[n].adapter else None for n in requests},
         requests=requests,
-        max_model_len=_max_model_len(weights),
+        max_model_len=_max_model_len(next(iter(served))),
         engine_args=dict(engine_args),
     )
 
 
 def generate(variants: dict[str, Variant], needed: dict[str, list[Request | TokenRequest]],
              cache_dir: Path, engine_args: dict | None = None) -> dict[str, dict[str, Answer]]:
-    """Fill each variant's store with what `needed` asks and it lacks: one engine per weights."""
+    """Fill each variant's store with what `needed` asks and it lacks: one engine per
+    architecture (`engine_groups`)."""
     engine_args = engine_args or {}
     stores = {name: Store(completions_dir(cache_dir, v, engine_args))
               for name, v in variants.items()}
     missing = {name: stores[name].missing(needed.get(name, [])) for name in variants}
-    by_weights: dict[Path, list[str]] = {}
-    for name, variant in variants.items():
-        if missing[name]:
-            by_weights.setdefault(variant.weights, []).append(name)
-    for weights, names in by_weights.items():
-        job = engine_job(weights, {n: missing[n] for n in names}, variants, engine_args)
+    for served in engine_groups({n: v for n, v in variants.items() if missing[n]}):
+        names = [name for group in served.values() for name in group]
+        job = engine_job(served, {n: missing[n] for n in names}, variants, engine_args)
         results = serving.run(job, cache_dir / "engine" / stores[names[0]].directory.name)
         for name in names:
             stores[name].add(missing[name], results[name])

@@ -7,6 +7,12 @@ after an interrupt. Variants of one base are LoRA adapters served by that one en
 (`enable_lora`, one `LoRARequest` per request), so all prompts of all variants go out in a single
 `LLM.generate` call.
 
+One engine also serves several sets of full weights of one architecture (the planted model, the
+retrain reference, fully fine-tuned variants; leakbench.pipeline decides which may share): it
+starts on the first, generates for its variants, then loads the next in place (vLLM's
+`reload_weights`, a fraction of a second against about 35 s for an engine start on the CPU), and
+so on. `_reload` says what a reload must also renew besides the weights.
+
 Two kinds of request share that call. A `Request` is a text prompt answered with completion texts
 (the leak probes and functional tasks). A `TokenRequest` is a prompt of token ids answered with
 token ids and, when it asks for them, the prompt's log-probs (`prompt_logprobs=1`: for each
@@ -96,9 +102,11 @@ def request_from_dict(raw: dict) -> Request | TokenRequest:
 
 @dataclass(frozen=True)
 class EngineJob:
-    """Everything one engine generates: the requests of each variant (None = the bare base)."""
+    """Everything one engine generates: the requests of each variant, served on its weights
+    directory (`weights`, in the order the engine loads them), through its LoRA adapter or on the
+    bare weights (None)."""
 
-    base: str
+    weights: dict[str, list[str]]  # weights directory -> the variants served on it, in load order
     adapters: dict[str, str | None]  # variant name -> LoRA adapter directory, or None
     requests: dict[str, list[Request | TokenRequest]]  # variant name -> its requests
     max_lora_rank: int = 16
@@ -157,8 +165,8 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
     if code != 0 or not out_file.exists():
         tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         raise EngineFailed(
-            f"vLLM engine for {job.base} (variants: {', '.join(job.adapters)}) exited with "
-            f"status {code}; last lines of {log_file}:\n" + "\n".join(tail))
+            f"vLLM engine for {', '.join(job.weights)} (variants: {', '.join(job.adapters)}) "
+            f"exited with status {code}; last lines of {log_file}:\n" + "\n".join(tail))
     return json.loads(out_file.read_text())
 
 
@@ -189,13 +197,13 @@ def _rejected_file(out_file: Path) -> Path:
 
 
 def engine_kwargs(job: EngineJob) -> dict:
-    """The keyword arguments of `vllm.LLM` for `job`: its defaults, the user's engine arguments
-    over them. With adapters and prompt log-probs asked, LoRA is restricted to the modules the
-    adapters train (`lora_target_modules`)."""
+    """The keyword arguments of `vllm.LLM` for `job`, whose engine starts on its first weights:
+    its defaults, the user's engine arguments over them. With adapters and prompt log-probs asked,
+    LoRA is restricted to the modules the adapters train (`lora_target_modules`)."""
     adapters = [path for path in job.adapters.values() if path is not None]
-    kwargs = {"model": job.base, "dtype": job.dtype, "max_model_len": job.max_model_len, "seed": 0,
-              "enable_lora": bool(adapters), "max_lora_rank": job.max_lora_rank,
-              "max_loras": max(1, len(job.adapters))}
+    kwargs = {"model": next(iter(job.weights)), "dtype": job.dtype,
+              "max_model_len": job.max_model_len, "seed": 0, "enable_lora": bool(adapters),
+              "max_lora_rank": job.max_lora_rank, "max_loras": max(1, len(job.adapters))}
     if adapters and any(isinstance(r, TokenRequest) and r.prompt_logprobs
                         for requests in job.requests.values() for r in requests):
         kwargs["lora_target_modules"] = lora_target_modules(adapters)
@@ -235,11 +243,15 @@ def check_engine_args(names: Iterable[str], valid: Collection[str]) -> None:
 
 
 def _serve(job: EngineJob, out_file: Path) -> NoReturn:
-    """The engine process's work: one LLM, one generate call over every variant's requests, the
-    answers written to `out_file`, and the process ended at once."""
-    from vllm import LLM, SamplingParams
+    """The engine process's work: one LLM; for each weights directory in turn (loaded at start or
+    in place), one generate call over the requests of its variants; the answers written to
+    `out_file`, and the process ended at once."""
+    if len(job.weights) > 1:
+        # `LLM.apply_model` (in _reload) sends a function to the engine's worker process, which
+        # vLLM pickles only when allowed; both ends are this engine's own processes.
+        os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"
+    from vllm import LLM
     from vllm.engine.arg_utils import EngineArgs
-    from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
 
     check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
@@ -247,9 +259,32 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     llm = LLM(**engine_kwargs(job))
     loras = {name: LoRARequest(name, i + 1, path)
              for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
+    results: dict[str, list[Answer]] = {}
+    for i, (weights, names) in enumerate(job.weights.items()):
+        if i:
+            _reload(llm, weights)
+        print(f"LeakBench: generating on {weights} for {', '.join(names)}", flush=True)
+        results.update(_generate(llm, {name: job.requests[name] for name in names}, loras))
+    with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
+        json.dump(results, tmp)
+    os.replace(tmp.name, out_file)
+    # vLLM's orderly shutdown, run when `llm` is released, takes seconds (4-5 s on the CPU) that
+    # every run would pay; the answers are on disk and `run` ends the whole process group.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _generate(llm, requests: dict[str, list[Request | TokenRequest]], loras: dict
+              ) -> dict[str, list[Answer]]:
+    """One `llm.generate` call over the requests of every variant in `requests` (a LoRA variant's
+    through its `LoRARequest` in `loras`); per variant, each request's answer."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
     prompts, params, lora_requests, owners = [], [], [], []
-    for name, requests in job.requests.items():
-        for request in requests:
+    for name, variant_requests in requests.items():
+        for request in variant_requests:
             s = request.sampling
             tokens = isinstance(request, TokenRequest)
             prompts.append(TokensPrompt(prompt_token_ids=list(request.prompt_ids)) if tokens
@@ -261,17 +296,49 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
             lora_requests.append(loras.get(name))
             owners.append((name, request))
     outputs = llm.generate(prompts, params, lora_request=lora_requests)
-    results: dict[str, list[Answer]] = {name: [] for name in job.requests}
+    results: dict[str, list[Answer]] = {name: [] for name in requests}
     for (name, request), output in zip(owners, outputs):
         results[name].append(_answer(request, output))
-    with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
-        json.dump(results, tmp)
-    os.replace(tmp.name, out_file)
-    # vLLM's orderly shutdown, run when `llm` is released, takes seconds (4-5 s on the CPU) that
-    # every run would pay; the answers are on disk and `run` ends the whole process group.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    return results
+
+
+def _reload(llm, weights: str) -> None:
+    """Load `weights` into the running engine in place, and renew what was derived from the
+    weights before: the tied layers' processed weights (`reprocess_tied_layers`) and the prefix
+    cache, whose entries hold the previous weights' keys and values."""
+    # By its importable name: the engine runs as __main__, and vLLM pickles the function by name.
+    from leakbench.serving import reprocess_tied_layers
+
+    print(f"LeakBench: reloading weights in place from {weights}", flush=True)
+    llm.collective_rpc("reload_weights", kwargs={"weights_path": weights})
+    redone = llm.apply_model(reprocess_tied_layers)
+    print(f"LeakBench: tied layers processed again: {redone}", flush=True)
+    if not llm.reset_prefix_cache():
+        raise RuntimeError("vLLM did not reset its prefix cache after reloading the weights")
+
+
+def reprocess_tied_layers(model) -> list[str]:
+    """Run the post-load processing again for the layers that share a weight (a tied LM head and
+    the input embedding); return their names. Runs in vLLM's worker, after an in-place reload.
+
+    vLLM's reload processes a tied weight only through the layer it loads it into, the embedding
+    (a limitation its reload module states). The LM head keeps what its processing derived from
+    the weights loaded at start: on the CPU, a packed copy of the weight that the GEMM kernel
+    reads instead of the weight itself (`dispatch_cpu_unquantized_gemm`), so the logits would
+    still come from the first weights. Processing both layers again from the shared tensor, which
+    the reload filled, is what loading does at start; on GPUs it is a no-op for unquantized ones.
+    """
+    sharers: dict[int, list[str]] = {}
+    for name, layer in model.named_modules():
+        for parameter in layer.parameters(recurse=False):
+            sharers.setdefault(id(parameter), []).append(name)
+    tied = sorted({name for names in sharers.values() if len(names) > 1 for name in names})
+    for name in tied:
+        layer = model.get_submodule(name)
+        method = getattr(layer, "quant_method", None)  # without one, loading processes nothing
+        if method is not None:
+            method.process_weights_after_loading(layer)
+    return tied
 
 
 def _answer(request: Request | TokenRequest, output) -> Answer:

@@ -108,7 +108,8 @@ def test_engine_args_reach_the_engine_job_and_override_its_defaults(tmp_path):
     variants = {"none": _variant(tmp_path, "none", False), "kl": _variant(tmp_path, "kl", True)}
     requests = {"none": [Request("p", Sampling())], "kl": [Request("p", Sampling())]}
     engine_args = {"tensor_parallel_size": 2, "dtype": "bfloat16"}
-    job = pipeline.engine_job(tmp_path / "planted", requests, variants, engine_args)
+    job = pipeline.engine_job({tmp_path / "planted": ["none", "kl"]}, requests, variants,
+                              engine_args)
     assert job.engine_args == engine_args and job.engine_args is not engine_args
     assert job.adapters == {"none": None, "kl": str(tmp_path / "kl")}
     assert (job.max_model_len, job.dtype) == (4096, "float32")
@@ -138,7 +139,7 @@ def test_an_unknown_name_is_one_line_with_a_hint_and_the_valid_names():
 
 
 def _job(weights: Path, engine_args: dict) -> EngineJob:
-    return EngineJob(base=str(weights), adapters={"none": None},
+    return EngineJob(weights={str(weights): ["none"]}, adapters={"none": None},
                      requests={"none": [Request("def add(a, b):\n", Sampling(max_tokens=8))] * 2},
                      max_model_len=256, engine_args=engine_args)
 

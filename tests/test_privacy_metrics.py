@@ -41,7 +41,7 @@ def test_a_job_with_both_request_kinds_round_trips_through_json():
     requests = [Request("p", Sampling(stop=("\n",))),
                 TokenRequest((5, 6, 7), Sampling(max_tokens=1), prompt_logprobs=True),
                 TokenRequest((5, 6), Sampling(max_tokens=3))]
-    job = EngineJob(base="/m", adapters={"none": None, "kl": "/a"},
+    job = EngineJob(weights={"/m": ["none", "kl"]}, adapters={"none": None, "kl": "/a"},
                     requests={"none": requests, "kl": requests[1:]})
     again = EngineJob.from_json(job.to_json())
     assert again == job
@@ -99,10 +99,11 @@ def test_prompt_logprobs_restrict_lora_to_the_adapters_modules(tmp_path):
                                     "model.layers.1.mlp.up_proj"])
     ga = _adapter(tmp_path / "ga", ["model.layers.0.mlp.down_proj"])
     scored = TokenRequest((1, 2), Sampling(max_tokens=1), prompt_logprobs=True)
-    job = EngineJob(base="/m", adapters={"none": None, "kl": kl, "ga": ga},
+    job = EngineJob(weights={"/m": ["none", "kl", "ga"]},
+                    adapters={"none": None, "kl": kl, "ga": ga},
                     requests={"none": [scored], "kl": [], "ga": []})
     assert serving.engine_kwargs(job)["lora_target_modules"] == ["down_proj", "q_proj", "up_proj"]
-    text_only = EngineJob(base="/m", adapters=job.adapters,
+    text_only = EngineJob(weights=job.weights, adapters=job.adapters,
                           requests={"none": [Request("p", Sampling())]})
     assert "lora_target_modules" not in serving.engine_kwargs(text_only)
     overridden = EngineJob(**{**vars(job), "engine_args": {"lora_target_modules": ["o_proj"]}})

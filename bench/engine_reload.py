@@ -1,0 +1,160 @@
+"""Loading weights into a running engine in place, against starting a fresh engine, on `tiny`.
+
+    python bench/engine_reload.py --cache-dir DIR [--prompts 150]
+
+DIR holds a cached `pytest benchmark --model=tiny --algo=all` run: the planted model, the retrain
+reference and six full-weight variants, weights of one architecture
+(`leakbench.pipeline.architecture_key`). Both ways run the suite's engine job
+(`pipeline.engine_job`, `serving.engine_kwargs`) in an engine process of their own:
+
+(a) one engine starts on the first of these weights and loads each next one in place
+    (`serving._reload`: vLLM's `reload_weights`, the tied layers processed again, the prefix
+    cache reset), generating the same prompts on each; each reload is timed;
+(b) a fresh engine on the first and on the last weights that (a) reloaded, timed from the process
+    start until `vllm.LLM(...)` returned (start), and the constructor alone. Its answers must
+    equal (a)'s on the same weights.
+
+Prompts: --prompts of the requests a benchmark run sends one variant (bench/generation.py),
+spread over the list: greedy text completions. Writes the "Engine reload" section of
+docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import NoReturn
+
+from generation import ROOT, OtherLoad, benchmark_requests, load_data, machine, spread
+
+from leakbench import models, pipeline, serving
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.serving import EngineJob, Request
+from leakbench.unlearn import Variant
+
+PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+SECTION = "Engine reload"
+
+
+def shared_weights(cache_dir: Path) -> list[Path]:
+    """The weights directories in `cache_dir` of the largest group that one engine serves."""
+    groups: dict[str, list[Path]] = {}
+    for weights in sorted(p.parent for p in cache_dir.glob("*/*/config.json")):
+        groups.setdefault(pipeline.architecture_key(weights), []).append(weights)
+    return max(groups.values(), key=len)
+
+
+def run_engine(weights: list[Path], requests: list[Request], workdir: Path) -> dict:
+    """An engine process that starts on weights[0] and reloads the others in turn (`engine`):
+    its start (s, from the spawn), constructor and reload times, memory, answers per weights."""
+    variants = {str(w): Variant(str(w), w, None, str(w)) for w in weights}
+    job = pipeline.engine_job({w: [str(w)] for w in weights},
+                              {name: requests for name in variants}, variants, {})
+    (workdir / "job.json").write_text(job.to_json())
+    spawned = time.monotonic()
+    proc = subprocess.Popen([sys.executable, __file__, "--engine", str(workdir)],
+                            start_new_session=True)
+    try:
+        code = proc.wait()
+    finally:
+        serving._kill_group(proc)
+    if code != 0:
+        raise SystemExit(f"the engine process on {weights[0]} exited with status {code}")
+    out = json.loads((workdir / "out.json").read_text())
+    return {**out, "start": out["ready"] - spawned}
+
+
+def engine(workdir: Path) -> NoReturn:
+    """The engine process of `run_engine` (time.monotonic is one clock for both processes)."""
+    import psutil
+
+    job = EngineJob.from_json((workdir / "job.json").read_text())
+    os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"  # as leakbench.serving._serve does
+    from vllm import LLM
+
+    called = time.monotonic()
+    llm = LLM(**serving.engine_kwargs(job))
+    ready = time.monotonic()
+    out = {"ready": ready, "constructor": ready - called, "reloads": [], "rss_mib": [],
+           "answers": {}}
+    tree = psutil.Process()
+    for i, (weights, (name,)) in enumerate(job.weights.items()):
+        if i:
+            started = time.monotonic()
+            serving._reload(llm, weights)
+            out["reloads"].append(time.monotonic() - started)
+        out["answers"][weights] = serving._generate(llm, {name: job.requests[name]}, {})[name]
+        out["rss_mib"].append(sum(p.memory_info().rss for p in
+                                  [tree, *tree.children(recursive=True)]) / 2**20)
+    (workdir / "out.json").write_text(json.dumps(out))
+    sys.stdout.flush()
+    os._exit(0)  # as leakbench.serving does: the parent ends the process group
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""))
+    parser.add_argument("--prompts", type=int, default=150)
+    parser.add_argument("--engine", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.engine:
+        engine(args.engine)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    host, load = machine(), OtherLoad()
+    weights = shared_weights(args.cache_dir)
+    requests = spread(benchmark_requests(load_data(models.lookup("tiny"))), args.prompts)
+    print(f"{len(weights)} weights directories, {len(requests)} prompts", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for way, served in (("a", weights), ("first", weights[1:2]), ("last", weights[-1:])):
+            (Path(tmp) / way).mkdir()
+            runs[way] = run_engine(served, requests, Path(tmp) / way)
+            print(f"({way}) done", flush=True)
+    text = section(args, f"{host}; {load.note()}", weights, requests, runs)
+    write_section(PERFORMANCE_MD, SECTION, text)
+    print(text)
+
+
+def section(args, host: str, weights: list[Path], requests: list[Request], runs: dict) -> str:
+    reloads = runs["a"]["reloads"]
+    starts = [runs[way]["start"] for way in runs]
+    constructors = [runs[way]["constructor"] for way in runs]
+    same = {way: sum(a == b for a, b in zip(runs[way]["answers"][str(w)],
+                                            runs["a"]["answers"][str(w)]))
+            for way, w in (("first", weights[1]), ("last", weights[-1]))}
+    rss = runs["a"]["rss_mib"]
+    kinds = Counter(w.parent.name for w in weights)  # the stages: planted, retrain, variant
+    stages = ", ".join(f"{kind} x{count}" if count > 1 else kind for kind, count in kinds.items())
+    command = shlex.join(["python", "bench/engine_reload.py", *sys.argv[1:]])
+    return "\n".join([
+        f"One in-place reload: {statistics.median(reloads):.3f} s (median of {len(reloads)}; "
+        f"{min(reloads):.3f}-{max(reloads):.3f} s). A fresh engine: {statistics.median(starts):.1f}"
+        f" s from the process start until `vllm.LLM(...)` returned (median of {len(starts)}; "
+        f"{min(starts):.1f}-{max(starts):.1f} s), {statistics.median(constructors):.1f} s of it "
+        "in the constructor.",
+        "",
+        f"- Machine: {host}; `VLLM_CPU_KVCACHE_SPACE={os.environ['VLLM_CPU_KVCACHE_SPACE']}`.",
+        f"- Command: `{command}` ({time.strftime('%Y-%m-%d')}), on {len(weights)} weights "
+        f"directories of `tiny` ({stages}): (a) one engine "
+        f"on them in turn, {len(reloads)} reloads; (b) a fresh engine on the first reloaded "
+        "and on the last. Start: (a) and both (b).",
+        f"- Prompts: {len(requests)} of a benchmark run's requests for one variant, greedy.",
+        f"- Same answers, a fresh engine vs after the reload: first reloaded {same['first']}/"
+        f"{len(requests)}, last {same['last']}/{len(requests)}.",
+        f"- Memory of (a)'s process tree after generating on the first weights {rss[0]:,.0f} MiB, "
+        f"on the last {rss[-1]:,.0f} MiB.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
