@@ -80,7 +80,8 @@ def random_examples(n: int, seed: int, secret: bool) -> list[Example]:
 
 
 def hp_for(name: str, **changes):
-    return replace(load_hparams("tiny", name), **changes)
+    """tiny's hyper-parameters for `name`, without its early stop unless a test sets one."""
+    return replace(load_hparams("tiny", name), **{"stop_forget_nll": None, **changes})
 
 
 # --- by-hand arithmetic (plain Python, independent of algorithms.losses) ---------------------
@@ -478,7 +479,9 @@ def test_load_hparams_for_each_family():
     simnpo = load_hparams("tiny", "simnpo")
     assert (simnpo.beta, simnpo.gamma, simnpo.delta) == (4.5, 0.125, 0.0)
     assert load_hparams("tiny", "ga").grad_clip == 1.0
-    assert load_hparams("tiny", "ga").stop_forget_nll is None
+    assert load_hparams("tiny", "ga").stop_forget_nll == 1.0
+    assert load_hparams("tiny", "gd").lr == 5e-5 and load_hparams("tiny", "kl").lr == 3e-5
+    assert load_hparams("micro", "ga").stop_forget_nll is None  # omitted: off
 
 
 def test_load_hparams_unknown_family_is_an_error_unless_fallback_is_asked():
