@@ -1,17 +1,26 @@
 """Functional tests: per algorithm, every capability-probe task and HumanEval problem, the
-model's completion executed with the problem's tests in the sandbox."""
+model's completion executed with the problem's tests in the sandbox (or its verdict from an
+earlier run, leakbench.verdicts)."""
 
 import pytest
 
-from leakbench import outcomes, sandbox
+from leakbench import outcomes
+from leakbench.sandbox import Limits
+from leakbench.verdicts import VerdictCache, run_task
+
+
+@pytest.fixture(scope="session")
+def verdict_cache(run_options) -> VerdictCache:
+    """The sandbox's verdicts kept in the cache; --rebuild runs every program again."""
+    return VerdictCache(run_options.cache_dir / "verdicts", Limits(),
+                        reuse=not run_options.rebuild)
 
 
 @pytest.mark.functional
-def test_functional(algorithm, functional_task, prepared, run_options, record_property):
+def test_functional(algorithm, functional_task, prepared, run_options, verdict_cache,
+                    record_property):
     request = functional_task.request(run_options.samples, run_options.temperature)
-    marker = outcomes.end_marker()
-    results = [outcomes.reached_end(sandbox.run_program(functional_task.program(text, marker),
-                                                        allow_execution=True), marker)
+    results = [run_task(functional_task, text, verdict_cache)
                for text in prepared.of(algorithm, request)]
     outcomes.functional(record_property, prepared.describe(algorithm), algorithm,
                         functional_task, results)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from leakbench import teardown_lookup
 from leakbench.models import REGISTRY, ModelSpec, ModelUnavailable, locate_weights, lookup
 from leakbench.options import (
     ALGORITHM_DESCRIPTIONS,
@@ -166,6 +167,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[REPORT_DIR] = _report_dir(config)
         collected = config.stash[COLLECTED] = Collected()
         config.pluginmanager.register(_RecordCollector(collected), "leakbench-records")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest's FAILURES section in linear time: a benchmark run fails thousands of tests."""
+    reporter = session.config.pluginmanager.getplugin("terminalreporter")
+    if reporter is not None:  # also on xdist workers, whose reporters summarize unseen
+        teardown_lookup.install(reporter)
 
 
 @pytest.fixture(scope="session")

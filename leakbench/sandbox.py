@@ -62,6 +62,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import resource
 import selectors
@@ -74,7 +75,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 ALLOW_ENV = "LEAKBENCH_ALLOW_CODE_EXECUTION"
 
@@ -215,6 +216,17 @@ def isolation() -> Isolation:
     except (OSError, subprocess.SubprocessError):
         return Isolation(separate_uid=separate_uid, namespaces=False)
     return Isolation(separate_uid=separate_uid, namespaces=True)
+
+
+def fingerprint(limits: Limits) -> dict:
+    """Everything besides a program's text that decides how it ends here: the limits, the
+    interpreter it runs under (path and version), what isolation the machine allows, and this
+    module's own code. Two runs with the same fingerprint judge the same program alike, unless
+    it times out (load) or the sandbox fails (status "error")."""
+    with open(__file__, "rb") as source:
+        code = hashlib.sha256(source.read()).hexdigest()
+    return {"limits": asdict(limits), "interpreter": _PYTHON,
+            "python": sys.version, "isolation": asdict(isolation()), "code": code}
 
 
 def _require_opt_in(allow_execution: bool) -> None:

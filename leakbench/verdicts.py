@@ -1,0 +1,108 @@
+"""The verdict cache: how a functional program ended in the sandbox, kept so that a later run does
+not execute it again.
+
+A functional test's program is a task's tests around a cached completion, so a warm run builds the
+same programs as the run before it, and executing them again (about 2,700 on `tiny` with every
+algorithm) was most of a warm run's time. An entry's key hashes everything the verdict depends on:
+the program, the sandbox's fingerprint (limits, interpreter and its version, isolation, the
+sandbox's code; `leakbench.sandbox.fingerprint`) and the code of `outcomes.reached_end`, which
+judges the result. The program is keyed without its end marker: the marker is drawn anew for each
+run so that a program cannot print it, and the program cannot know it, so it changes nothing.
+
+Only verdicts the program decides are kept: passed, failed and memory. A timeout depends on how
+busy the machine was and an "error" is the sandbox's own failure; both run again the next time.
+Only the status, reason and duration are kept, not the output: the verdict is made of those.
+
+Each entry is one JSON file in ``<cache>/verdicts``, written under a temporary name and renamed
+into place. It is trusted only when it parses, names its own key and its checksum matches, so a
+half-written, truncated or edited entry is a miss: the program runs and the entry is written anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from leakbench import outcomes, sandbox
+from leakbench.sandbox import Limits, Result
+
+KEPT = ("passed", "failed", "memory")
+_FIELDS = ("status", "reason", "duration_s")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _checksum(entry: dict) -> str:
+    return _sha256(json.dumps({name: entry[name] for name in ("key", *_FIELDS)}, sort_keys=True))
+
+
+class VerdictCache:
+    """Verdicts of programs run under `limits`, in `directory`. With ``reuse=False`` (--rebuild)
+    no entry is read, every program runs and its entry is written over the old one."""
+
+    def __init__(self, directory: Path, limits: Limits, *, reuse: bool = True) -> None:
+        self.directory = Path(directory)
+        self.limits = limits
+        self.reuse = reuse
+        self._context = _sha256(json.dumps(
+            {"sandbox": sandbox.fingerprint(limits),
+             "judge": inspect.getsource(outcomes.reached_end)}, sort_keys=True))
+
+    def key(self, program: str) -> str:
+        return _sha256(f"{self._context}\n{_sha256(program)}")
+
+    def get(self, program: str) -> Result | None:
+        """The stored verdict of `program`, or None when there is none to trust."""
+        if not self.reuse:
+            return None
+        key = self.key(program)
+        try:
+            entry = json.loads((self.directory / f"{key}.json").read_bytes())
+            if entry["key"] != key or entry["checksum"] != _checksum(entry):
+                return None
+            status, reason, duration = (entry[name] for name in _FIELDS)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if status not in KEPT:
+            return None
+        return Result(status, reason, duration, "", "")
+
+    def put(self, program: str, result: Result) -> None:
+        """Keep `result` as the verdict of `program` when the program decided it."""
+        if result.status not in KEPT:
+            return
+        entry = {"key": self.key(program), "status": result.status, "reason": result.reason,
+                 "duration_s": result.duration_s}
+        entry["checksum"] = _checksum(entry)
+        try:  # the verdict stands whether or not it can be kept (a full or read-only cache)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w") as file:
+                json.dump(entry, file)
+            os.replace(tmp, self.directory / f"{entry['key']}.json")
+        except OSError:
+            os.unlink(tmp)
+
+
+def run_task(task, completion: str, cache: VerdictCache) -> Result:
+    """How `completion` of the functional `task` (leakbench.probes.FunctionalTask) ends: the
+    cached verdict, else the sandbox's, with the end-marker check, then kept."""
+    program = task.program(completion)
+    cached = cache.get(program)
+    if cached is not None:
+        return cached
+    marker = outcomes.end_marker()
+    result = outcomes.reached_end(
+        sandbox.run_program(task.program(completion, marker), cache.limits, allow_execution=True),
+        marker)
+    cache.put(program, result)
+    return result
