@@ -4,11 +4,11 @@
                                 [--cache-dir DIR] [--engine-arg KEY=VALUE ...]
 
 Stages, each timed and reported with the device it ran on: the base model (`tiny` must already be
-in the cache: pretraining it takes about 25 minutes of CPU, so carry a cache that holds it, or use
-`--model micro`, built in seconds), planting on the first `--samples` forget samples (plus as many
-retain texts), one unlearning algorithm, generation of every probe of those samples and as many
-holdout samples through one vLLM engine (the planted model and the unlearned LoRA adapter), and
-judging. Planting and unlearning run in this process, so the CUDA memory they allocate tells
+in the cache: pretraining it takes about 6 minutes of 2 CPU cores, so carry a cache that holds it,
+or use `--model micro`, built in seconds), planting on the first `--samples` forget samples (plus
+as many retain texts), one unlearning algorithm, generation of every probe of those samples and as
+many holdout samples through one vLLM engine (the planted model and the unlearned LoRA adapter),
+and judging. Planting and unlearning run in this process, so the CUDA memory they allocate tells
 where they ran; vLLM's platform is read before the engine starts.
 
 It stops at once, with one line, when there is no CUDA device or vLLM is not the CUDA build. It
@@ -92,7 +92,7 @@ def check(model: str, algorithm: str, samples: int, cache_dir: Path, engine_args
     key = artifacts.content_key(tiny.build_inputs(config))
     if model == "tiny" and not artifacts.is_intact(cache_dir / "base-tiny" / key):
         sys.exit(f"gpu_check: the tiny base model is not in {cache_dir} (pretraining it takes "
-                 "about 25 minutes of CPU); carry a cache that holds it, or use --model micro")
+                 "about 6 minutes of CPU); carry a cache that holds it, or use --model micro")
     base, seconds, _ = _timed(lambda: tiny.build(config, cache_dir))
     print(f"base      {seconds:7.1f} s  {model}: {base}")
 
@@ -170,8 +170,8 @@ def main() -> None:
     off_gpu = check(args.model, args.algo, args.samples, cache_dir, engine_args, work)
     if off_gpu:
         sys.exit(f"gpu_check: FAILED: {' and '.join(off_gpu)} ran on the CPU, not on the GPU "
-                 "(leakbench.plant and leakbench.unlearn do not move models to CUDA yet; see "
-                 "docs/SCALING.md)")
+                 "(leakbench.plant.training_device chooses CUDA when torch sees a device; see "
+                 "docs/SCALING.md, \"What runs where\")")
     print("gpu_check: passed: every stage ran on the GPU")
 
 
