@@ -137,6 +137,7 @@ class UnknownEngineArg(ValueError):
 
 
 LOG_TAIL_LINES = 15
+CPU_PREFILL_TOKENS = 8192  # per-step token budget when chunked prefill is off on the CPU
 
 
 def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
@@ -196,10 +197,17 @@ def _rejected_file(out_file: Path) -> Path:
     return out_file.with_suffix(".rejected")
 
 
-def engine_kwargs(job: EngineJob) -> dict:
+def engine_kwargs(job: EngineJob, *, on_cpu: bool = False) -> dict:
     """The keyword arguments of `vllm.LLM` for `job`, whose engine starts on its first weights:
     its defaults, the user's engine arguments over them. With adapters and prompt log-probs asked,
-    LoRA is restricted to the modules the adapters train (`lora_target_modules`)."""
+    LoRA is restricted to the modules the adapters train (`lora_target_modules`).
+
+    On the CPU (`on_cpu`), seeded sampling turns chunked prefill off: vLLM rewinds a seeded
+    request's random generator after each partial prefill (`Generator.set_offset`), which CPU
+    generators do not have, so the first partially prefilled sampled request kills the engine
+    ("CPU Generator does not use offset"; vLLM 0.32). Whole prompts are prefilled in one step
+    instead, with a token budget of at least the context length.
+    """
     adapters = [path for path in job.adapters.values() if path is not None]
     kwargs = {"model": next(iter(job.weights)), "dtype": job.dtype,
               "max_model_len": job.max_model_len, "seed": 0, "enable_lora": bool(adapters),
@@ -207,6 +215,10 @@ def engine_kwargs(job: EngineJob) -> dict:
     if adapters and any(isinstance(r, TokenRequest) and r.prompt_logprobs
                         for requests in job.requests.values() for r in requests):
         kwargs["lora_target_modules"] = lora_target_modules(adapters)
+    if on_cpu and any(r.sampling.temperature > 0 and r.sampling.seed is not None
+                      for requests in job.requests.values() for r in requests):
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(job.max_model_len, CPU_PREFILL_TOKENS)
     return {**kwargs, **job.engine_args}
 
 
@@ -253,10 +265,11 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     from vllm import LLM
     from vllm.engine.arg_utils import EngineArgs
     from vllm.lora.request import LoRARequest
+    from vllm.platforms import current_platform
 
     check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
                                         if not f.name.startswith("_")])
-    llm = LLM(**engine_kwargs(job))
+    llm = LLM(**engine_kwargs(job, on_cpu=current_platform.is_cpu()))
     loras = {name: LoRARequest(name, i + 1, path)
              for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
     results: dict[str, list[Answer]] = {}

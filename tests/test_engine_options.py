@@ -121,6 +121,24 @@ def test_engine_args_reach_the_engine_job_and_override_its_defaults(tmp_path):
     assert serving.engine_kwargs(longer)["max_model_len"] == 16384
 
 
+def test_seeded_sampling_on_the_cpu_prefills_whole_prompts():
+    # vLLM 0.32 rewinds a seeded request's generator after a partial prefill, which a CPU
+    # generator cannot do: the engine died mid-run on the first sampled benchmark run.
+    def job(sampling, engine_args=None):
+        return EngineJob(weights={"w": ["none"]}, adapters={"none": None},
+                         requests={"none": [Request("p", Sampling()), Request("q", sampling)]},
+                         max_model_len=2048, engine_args=engine_args or {})
+
+    sampled = Sampling(n=10, temperature=0.8, seed=0)
+    kwargs = serving.engine_kwargs(job(sampled), on_cpu=True)
+    assert kwargs["enable_chunked_prefill"] is False
+    assert kwargs["max_num_batched_tokens"] >= 2048
+    assert "enable_chunked_prefill" not in serving.engine_kwargs(job(sampled), on_cpu=False)
+    assert "enable_chunked_prefill" not in serving.engine_kwargs(job(Sampling()), on_cpu=True)
+    user = serving.engine_kwargs(job(sampled, {"max_num_batched_tokens": 4096}), on_cpu=True)
+    assert user["max_num_batched_tokens"] == 4096  # the user's engine arguments still win
+
+
 def test_completions_are_kept_per_engine_args(tmp_path):
     variant = _variant(tmp_path, "kl", True)
     plain = pipeline.completions_dir(tmp_path, variant, {})
