@@ -37,3 +37,19 @@ def random_llama():
         vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
         pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
+
+
+@pytest.fixture
+def small_cases(tmp_path):
+    """A cases directory with the first `forget` and `holdout` samples of the project's cases."""
+    root = Path(__file__).resolve().parents[1]
+
+    def make(forget: int, holdout: int) -> Path:
+        directory = tmp_path / "cases"
+        directory.mkdir()
+        for name, count in (("forget.jsonl", forget), ("holdout.jsonl", holdout)):
+            lines = (root / "cases" / name).read_text().splitlines()[:count]
+            (directory / name).write_text("\n".join(lines) + "\n")
+        return directory
+
+    return make

@@ -344,16 +344,8 @@ MEMORIZATION_COLUMNS = ("MA", "MA holdout", "EL_3", "EL_5", "EL_10", "EL_10 hold
                         "PrivLeak %")
 
 
-def _small_cases(directory: Path, forget: int, holdout: int) -> Path:
-    directory.mkdir()
-    for name, count in (("forget.jsonl", forget), ("holdout.jsonl", holdout)):
-        lines = (ROOT / "cases" / name).read_text().splitlines()[:count]
-        (directory / name).write_text("\n".join(lines) + "\n")
-    return directory
-
-
-def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir):
-    cases = _small_cases(tmp_path / "cases", 24, 16)
+def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, small_cases):
+    cases = small_cases(24, 16)
     command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro",
                "--algo=none,kl,retrain", "--metrics=all", "-m", "memorization",
                "-p", "no:cacheprovider",

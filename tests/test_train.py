@@ -27,14 +27,6 @@ from leakbench.probes import PrivacyData
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _small_cases(directory: Path, forget: int, holdout: int) -> Path:
-    directory.mkdir()
-    for name, count in (("forget.jsonl", forget), ("holdout.jsonl", holdout)):
-        lines = (ROOT / "cases" / name).read_text().splitlines()[:count]
-        (directory / name).write_text("\n".join(lines) + "\n")
-    return directory
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -53,10 +45,10 @@ def _launch(*program: str) -> subprocess.CompletedProcess:
 
 
 def test_a_two_process_launch_builds_what_a_single_process_run_finds(micro_model, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, small_cases):
     cache = tmp_path / "cache"
     shutil.copytree(micro_model, cache / micro_model.parent.name / micro_model.name)
-    cases = _small_cases(tmp_path / "cases", 24, 8)
+    cases = small_cases(24, 8)
     run = _launch("-m", "leakbench.train", "--model", "micro", "--algo", "kl",
                   f"--cases-dir={cases}", f"--cache-dir={cache}")
     assert run.returncode == 0, run.stderr[-3000:]
