@@ -94,6 +94,14 @@ def share(acc, batch: list) -> list:
         return part
 
 
+def device_batch(acc, examples: list, pad_id: int) -> dict[str, torch.Tensor]:
+    """This process's share of `examples` (`share`), collated, on its device."""
+    from algorithms.batches import collate
+
+    batch = collate(share(acc, examples), pad_id)
+    return {k: v.to(acc.device) for k, v in batch.items()}
+
+
 def mean_over_processes(acc, values: dict[str, float | None]) -> dict[str, float | None]:
     """`values` averaged over the processes (None stays None); unchanged on one process (the
     float64 round trip is exact). Every process must pass the same names with values: the

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from algorithms import Algorithm, distributed
-from algorithms.batches import Example, collate
+from algorithms.batches import Example
 from algorithms.hparams import Hyper
 
 
@@ -39,12 +39,6 @@ def _batches(examples: list[Example], size: int, rng: random.Random) -> list[lis
     order = list(examples)
     rng.shuffle(order)
     return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-def _batch(accelerator, examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """This process's share of a batch, collated, on its device."""
-    batch = collate(distributed.share(accelerator, examples), pad_id)
-    return {k: v.to(accelerator.device) for k, v in batch.items()}
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
@@ -103,10 +97,11 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
         forget_batches = _batches(forget, hp.batch_size, rng)
         retain_batches = _batches(retain, hp.batch_size, rng) if algorithm.needs_retain else []
         for i, forget_batch in enumerate(forget_batches):
-            batch_forget = _batch(accelerator, forget_batch, pad_id)
+            batch_forget = distributed.device_batch(accelerator, forget_batch, pad_id)
             batch_retain = None
             if retain_batches:
-                batch_retain = _batch(accelerator, retain_batches[i % len(retain_batches)], pad_id)
+                retain_batch = retain_batches[i % len(retain_batches)]
+                batch_retain = distributed.device_batch(accelerator, retain_batch, pad_id)
 
             total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
             logged = distributed.mean_over_processes(accelerator, {"loss": total.item(), **logged})

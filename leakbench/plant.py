@@ -110,7 +110,7 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from algorithms import distributed
-    from algorithms.batches import collate, encode_document
+    from algorithms.batches import encode_document
 
     accelerator = distributed.accelerator(config.mode, "planting")
     torch.manual_seed(config.seed)
@@ -139,9 +139,8 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
             examples = forget + retain[epoch * per_epoch : (epoch + 1) * per_epoch]
             rng.shuffle(examples)
             for i in range(0, len(examples), config.batch_size):
-                part = distributed.share(accelerator, examples[i : i + config.batch_size])
-                batch = collate(part, tokenizer.pad_token_id)
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                batch = distributed.device_batch(accelerator, examples[i : i + config.batch_size],
+                                                 tokenizer.pad_token_id)
                 step = len(log)
                 warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
                 for group in optimizer.param_groups:
