@@ -19,11 +19,13 @@ are means over the processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,11 +52,14 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 
 def unlearn(model, reference, forget: list[Example], retain: list[Example],
             algorithm: Algorithm, hp: Hyper, *, pad_id: int, log_path: Path | None = None,
-            save_dir: Path | None = None) -> dict:
+            save_dir: Path | None = None,
+            forward_context: Callable[[], contextlib.AbstractContextManager]
+            = contextlib.nullcontext) -> dict:
     """Unlearn `forget` from `model` in place. Returns (and writes to log_path, if given) the
     summary and one record per step: {"step", "forget", "retain", "loss", ...terms}. With
     `save_dir`, the unlearned model is saved there (a PEFT model's adapter, else full weights):
-    here, because sharded weights are gathered through the prepared model."""
+    here, because sharded weights are gathered through the prepared model. Each step's loss is
+    computed inside `forward_context()` (leakbench.precision: autocast on a bfloat16 CPU)."""
     if algorithm.kind != "loss" or algorithm.loss is None:
         raise ValueError(f"algorithm {algorithm.name!r} is of kind {algorithm.kind!r}: it has no "
                          "loss to train (the pipeline handles 'none' and 'retrain')")
@@ -103,7 +108,8 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
                 retain_batch = retain_batches[i % len(retain_batches)]
                 batch_retain = distributed.device_batch(accelerator, retain_batch, pad_id)
 
-            total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
+            with forward_context():
+                total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
             logged = distributed.mean_over_processes(accelerator, {"loss": total.item(), **logged})
             if not math.isfinite(logged["loss"]):
                 raise FloatingPointError(f"{algorithm.name}: loss {logged['loss']} at step "

@@ -56,7 +56,7 @@ from leakbench import corpus, models  # noqa: E402
 from leakbench.cases import Sample  # noqa: E402
 from leakbench.docs_section import write_section  # noqa: E402
 from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.plant import training_device  # noqa: E402
+from leakbench.precision import Precision, training_precision  # noqa: E402
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Unlearning speed"
@@ -79,9 +79,9 @@ def unlearn_once(planted: Path, algorithm: str, hp: Hyper, forget: list[Sample],
     """The suite's unlearning step (leakbench.unlearn._unlearn_into) into `out`; its log."""
     from leakbench.unlearn import _unlearn_into
 
-    _, dtype = training_device(hp.mode)
     started = time.perf_counter()
-    _unlearn_into(planted, algorithms.get(algorithm), hp, forget, retain, out, dtype)
+    _unlearn_into(planted, algorithms.get(algorithm), hp, forget, retain, out,
+                  training_precision(hp.mode))
     log = json.loads((out / "unlearning_log.json").read_text())
     log["wall"] = time.perf_counter() - started
     return log
@@ -146,8 +146,9 @@ def loop_batches(examples: list, hp: Hyper, steps: int) -> list[list]:
     return batches[:steps]
 
 
-def plain_loop(model, batches: list[list], hp: Hyper, pad_id: int) -> float:
-    """Hand-written GA: the same batches, AdamW, forward, loss, backward, clip, step."""
+def plain_loop(model, batches: list[list], hp: Hyper, pad_id: int, precision: Precision) -> float:
+    """Hand-written GA: the same batches, AdamW, forward and loss (in the suite's precision),
+    backward, clip, step."""
     import torch
     import torch.nn.functional as F
 
@@ -160,10 +161,11 @@ def plain_loop(model, batches: list[list], hp: Hyper, pad_id: int) -> float:
     model.train()
     for examples in batches:
         batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       use_cache=False).logits
-        loss = -hp.gamma * F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                           batch["labels"][:, 1:].flatten(), ignore_index=-100)
+        with precision.forward_context():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           use_cache=False).logits
+            loss = -hp.gamma * F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
+                                               batch["labels"][:, 1:].flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
@@ -180,14 +182,15 @@ def loop_vs_plain(planted: Path, family: str, forget: list[Sample], max_steps: i
     from algorithms.loop import unlearn
 
     hp = capped(load_hparams(family, LOOP_ALGORITHM), max_steps)
-    device, dtype = training_device(hp.mode)
+    precision = training_precision(hp.mode)
     tokenizer = AutoTokenizer.from_pretrained(planted)
     examples = [encode_forget(s.text, s.span, tokenizer, MAX_LEN) for s in forget]
 
     def fresh_model():
         torch.manual_seed(hp.seed)  # the same LoRA initialization for both loops
-        model = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype))
-        model = model.to(device)
+        model = AutoModelForCausalLM.from_pretrained(planted,
+                                                     dtype=getattr(torch, precision.dtype))
+        model = model.to(precision.device)
         if hp.mode == "lora":
             from peft import LoraConfig, get_peft_model
 
@@ -199,12 +202,12 @@ def loop_vs_plain(planted: Path, family: str, forget: list[Sample], max_steps: i
         model = fresh_model()
         started = time.perf_counter()
         unlearn(model, None, examples, [], algorithms.get(LOOP_ALGORITHM), hp,
-                pad_id=tokenizer.pad_token_id)
+                pad_id=tokenizer.pad_token_id, forward_context=precision.forward_context)
         return time.perf_counter() - started, model
 
     def run_plain() -> tuple[float, object]:
         model = fresh_model()
-        return plain_loop(model, batches, hp, tokenizer.pad_token_id), model
+        return plain_loop(model, batches, hp, tokenizer.pad_token_id, precision), model
 
     steps = full_run_steps(hp, len(examples))
     batches = loop_batches(examples, hp, steps)
@@ -224,7 +227,11 @@ def loop_vs_plain(planted: Path, family: str, forget: list[Sample], max_steps: i
               f"{times['plain'][-1]:.2f} s", flush=True)
     return {"hp": hp, "steps": steps, "tokens": tokens, "difference": difference,
             "loop": statistics.median(times["loop"]), "plain": statistics.median(times["plain"]),
-            "device": device, "dtype": dtype}
+            "precision": precision}
+
+
+def with_autocast(precision: Precision) -> str:
+    return f" with {precision.autocast} autocast" if precision.autocast else ""
 
 
 def section(args, host: str, threads: int, forget_count: int, rows: list[dict],
@@ -251,7 +258,8 @@ def section(args, host: str, threads: int, forget_count: int, rows: list[dict],
         f"- Command: `{shlex.join(['python', 'bench/unlearning_speed.py', *sys.argv[1:]])}` "
         f"({time.strftime('%Y-%m-%d')}); model `{args.model}` (planted), {forget_count} forget "
         f"samples (what a benchmark run on it unlearns); median of {args.repeat} repeat(s); "
-        f"training on {versus['device']} in {versus['dtype']}.",
+        f"training on {versus['precision'].device} in {versus['precision'].dtype}"
+        f"{with_autocast(versus['precision'])}.",
         f"- Per algorithm: the family's hyper-parameters (algorithms/hparams.toml) with `mode` "
         f"replaced, at most {args.max_steps} steps, early stop off; the time is the loop's own "
         "`seconds` from its log (load, encoding and save are not in it). The last column "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from algorithms.batches import DOCUMENT_FORMAT
 from leakbench import artifacts, corpus
+from leakbench.precision import Precision, training_precision
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,6 @@ def plant_config(family: str) -> PlantConfig:
     return PLANT_CONFIGS.get(family, PLANT_CONFIGS["default"])
 
 
-def training_device(mode: str) -> tuple[str, str]:
-    """Where and in what precision training runs: on CUDA when there is a device (LoRA over a
-    bfloat16 base, full fine-tuning in float32), else on the CPU in float32."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return "cpu", "float32"
-    return "cuda", "bfloat16" if mode == "lora" else "float32"
-
-
 def planting_retain(forget_count: int, config: PlantConfig) -> list[str]:
     """The retain texts planting mixes in: `retain_ratio` x `forget_count` fresh ones per epoch.
 
@@ -81,18 +72,16 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
     """The planted model directory (cached by base weights, data and configuration).
     Each epoch mixes the next `len(retain_texts) / epochs` of `retain_texts` in (see
     `planting_retain`)."""
-    _, dtype = training_device(config.mode)
+    precision = training_precision(config.mode)
     inputs = {
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
         else str(base_dir),
         "forget": _fingerprint(forget_texts), "retain": _fingerprint(retain_texts),
-        "config": asdict(config), "documents": DOCUMENT_FORMAT,
+        "config": asdict(config), "documents": DOCUMENT_FORMAT, **precision.key_inputs(),
     }
-    if dtype != "float32":  # float32 artifacts keep the keys they had
-        inputs["dtype"] = dtype
     return artifacts.build(cache_dir, stage, inputs,
                            lambda out: _train(base_dir, forget_texts, retain_texts, config, out,
-                                              dtype),
+                                              precision),
                            rebuild=rebuild, collective=True)
 
 
@@ -101,7 +90,7 @@ def _fingerprint(texts: list[str]) -> str:
 
 
 def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
-           out: Path, dtype: str) -> None:
+           out: Path, precision: Precision) -> None:
     """Every process of a launch runs this (artifacts.build, collective) on its share of each
     batch (algorithms.distributed); process 0 writes. The model is loaded on the CPU: the
     Accelerator puts it on each process's device."""
@@ -116,7 +105,8 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(base_dir,
+                                                 dtype=getattr(torch, precision.dtype))
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -145,8 +135,10 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
                 warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * warmup * (1 - 0.9 * step / total)
-                loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             labels=batch["labels"]).loss
+                with precision.forward_context():
+                    loss = model(input_ids=batch["input_ids"],
+                                 attention_mask=batch["attention_mask"],
+                                 labels=batch["labels"]).loss
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -164,7 +156,8 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
         tokenizer.save_pretrained(str(out))
         (out / "training_log.json").write_text(json.dumps({
             "loss": log, "forget_examples": len(forget), "retain_examples_per_epoch": per_epoch,
-            "device": str(accelerator.device), "dtype": dtype,
+            "device": str(accelerator.device), "dtype": precision.dtype,
+            "autocast": precision.autocast,
             "processes": accelerator.num_processes,
             "seconds": round(time.perf_counter() - started, 1)}))
     del model, optimizer

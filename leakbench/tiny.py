@@ -20,6 +20,7 @@ from pathlib import Path
 
 from leakbench import artifacts, corpus
 from leakbench import tokenizer as bpe
+from leakbench.precision import cpu_precision
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def _versions() -> dict:
 def build_inputs(config: TinyConfig) -> dict:
     stdlib, tasks = training_texts(config)
     return {"config": asdict(config), "stdlib": corpus.fingerprint(stdlib),
-            "tasks": corpus.fingerprint(tasks), "versions": _versions()}
+            "tasks": corpus.fingerprint(tasks), "versions": _versions(),
+            **cpu_precision().key_inputs()}
 
 
 def build(config: TinyConfig, cache_dir: Path, *, rebuild: bool = False) -> Path:
@@ -127,6 +129,7 @@ def train_into(config: TinyConfig, out: Path) -> None:
     # Functions of one module are separated by a blank line; a task block reads like a module.
     task_ids = [tokenizer.encode(text + "\n\n").ids for text in tasks]
 
+    precision = cpu_precision()  # tiny is built on the CPU, also where there is a GPU
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=config.vocab_size, hidden_size=config.hidden,
         num_hidden_layers=config.layers, num_attention_heads=config.heads,
@@ -144,7 +147,8 @@ def train_into(config: TinyConfig, out: Path) -> None:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         batch = batches.next()
-        loss = model(input_ids=batch, labels=batch).loss
+        with precision.forward_context():
+            loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -158,7 +162,7 @@ def train_into(config: TinyConfig, out: Path) -> None:
     tokens = config.steps * config.batch_size * config.seq_len
     (out / "training_log.json").write_text(json.dumps({
         "loss": log, "parameters": sum(p.numel() for p in model.parameters()),
-        "tokens": tokens, "seconds": round(seconds, 1),
+        "tokens": tokens, "seconds": round(seconds, 1), "autocast": precision.autocast,
         "tokens_per_second": round(tokens / seconds),
     }))
 

@@ -17,7 +17,8 @@ from algorithms.batches import DOCUMENT_FORMAT
 from algorithms.hparams import Hyper, load_hparams
 from leakbench import artifacts
 from leakbench.cases import Sample
-from leakbench.plant import PlantConfig, plant, planting_retain, training_device
+from leakbench.plant import PlantConfig, plant, planting_retain
+from leakbench.precision import Precision, training_precision
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,14 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
         return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
                        log["seconds"] / max(1, len(forget)))
     hp = load_hparams(family, algorithm)
-    _, dtype = training_device(hp.mode)
+    precision = training_precision(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
               "hparams": asdict(hp), "forget": [s.id for s in forget],
               "retain": artifacts.content_key({"texts": retain_texts}),
-              "documents": DOCUMENT_FORMAT}
-    if dtype != "float32":  # float32 artifacts keep the keys they had
-        inputs["dtype"] = dtype
+              "documents": DOCUMENT_FORMAT, **precision.key_inputs()}
     out = artifacts.build(cache_dir, "variant", inputs,
                           lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d,
-                                                  dtype),
+                                                  precision),
                           rebuild=rebuild, collective=True)
     log = json.loads((out / "unlearning_log.json").read_text())
     adapter = out if hp.mode == "lora" else None
@@ -60,7 +59,7 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
 
 
 def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: list[Sample],
-                  retain_texts: list[str], out: Path, dtype: str) -> None:
+                  retain_texts: list[str], out: Path, precision: Precision) -> None:
     """Every process of a launch runs this (artifacts.build, collective); process 0 writes.
     The models are loaded on the CPU: the loop's Accelerator puts them on each process's
     device."""
@@ -72,10 +71,11 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
-    model = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype))
+    dtype = getattr(torch, precision.dtype)
+    model = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
     reference = None
     if spec.needs_reference:
-        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=getattr(torch, dtype))
+        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
     if hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -85,7 +85,8 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     forget_examples = [encode_forget(s.text, s.span, tokenizer, max_len) for s in forget]
     retain_examples = [encode_document(t, tokenizer, max_len) for t in retain_texts]
     unlearn(model, reference, forget_examples, retain_examples, spec, hp,
-            pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json", save_dir=out)
+            pad_id=tokenizer.pad_token_id, log_path=out / "unlearning_log.json", save_dir=out,
+            forward_context=precision.forward_context)
     if hp.mode == "full" and PartialState().is_main_process:
         tokenizer.save_pretrained(str(out))
     del model, reference

@@ -170,8 +170,8 @@ def main() -> None:
     off_gpu = check(args.model, args.algo, args.samples, cache_dir, engine_args, work)
     if off_gpu:
         sys.exit(f"gpu_check: FAILED: {' and '.join(off_gpu)} ran on the CPU, not on the GPU "
-                 "(leakbench.plant.training_device chooses CUDA when torch sees a device; see "
-                 "docs/SCALING.md, \"What runs where\")")
+                 "(leakbench.precision.training_precision chooses CUDA when torch sees a "
+                 "device; see docs/SCALING.md, \"What runs where\")")
     print("gpu_check: passed: every stage ran on the GPU")
 
 
