@@ -267,3 +267,18 @@ def test_run_programs_keeps_the_order_of_its_sources() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="full isolation needs root")
 def test_root_gets_a_separate_uid_and_namespaces() -> None:
     assert sandbox.isolation() == Isolation(separate_uid=True, namespaces=True)
+
+
+def test_programs_start_from_a_launcher_that_is_replaced_when_it_dies() -> None:
+    """The caller's size must not slow every start (fork copies its page tables): a small
+    launcher process starts the programs. When it dies the run is an "error" result, never
+    a verdict, and the next run gets a new launcher."""
+    first = run_program("import os\nprint(os.getppid())", LIMITS, allow_execution=True)
+    launcher = sandbox._launcher
+    assert first.passed and int(first.stdout) == launcher.process.pid != os.getpid()
+    launcher.process.kill()
+    launcher.process.wait()
+    died = launcher.run("print(1)", LIMITS, sandbox.isolation())
+    assert died.status == "error" and "launcher process died" in died.reason
+    assert run_program("print(1)", LIMITS, allow_execution=True).passed
+    assert sandbox._launcher is not launcher
