@@ -5,7 +5,8 @@
 Planting and the retrain reference both start from the base model and could train at the same
 time. On 2 cores that pays only if one job with two threads uses them worse than two jobs with one
 thread each. Side by side in one run: a planting-sized step (batch 16 of retain texts encoded as
-planting encodes them, forward, backward, AdamW) timed with 2 threads, with 1 thread, and in two
+planting encodes them, forward in the suite's training precision (leakbench.precision),
+backward, AdamW) timed with 2 threads, with 1 thread, and in two
 1-thread processes at once. Reported: seconds per step (median of the steps after the first two,
 then of --repeat runs) and the steps per second the machine gets in each setting. Needs the base
 `tiny` in the cache (built by any benchmark run). Writes the "Training threads" section of
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leakbench.docs_section import write_section  # noqa: E402
+from leakbench.precision import cpu_precision  # noqa: E402
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training threads"
@@ -49,8 +51,10 @@ def time_steps(base: str, threads: int, steps: int) -> float:
     for i in range(steps):
         batch = collate(examples[i * 16 : (i + 1) * 16], tokenizer.pad_token_id)
         started = time.perf_counter()
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-              labels=batch["labels"]).loss.backward()
+        with cpu_precision().forward_context():
+            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         labels=batch["labels"]).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         seconds.append(time.perf_counter() - started)
@@ -98,7 +102,8 @@ def main() -> None:
                      for k in ("one job, 2 threads", "two jobs at once, 1 thread each"))
     text = (f"Command: `python bench/training_threads.py --steps {args.steps} --repeat "
             f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-            f"{platform.machine()}; base `tiny`, batch 16 of retain texts).\n\n"
+            f"{platform.machine()}; base `tiny`, batch 16 of retain texts, "
+            f"{cpu_precision().autocast or 'float32'} products).\n\n"
             + "\n".join(rows)
             + f"\n\nTwo stages side by side get {2 / parallel / (1 / two):.2f}x the steps per "
               "second of one stage with both threads.\n")

@@ -1,0 +1,153 @@
+"""Training precision: a step of each training loop in float32 and under bfloat16 autocast.
+
+    python bench/training_precision.py [--cache-dir DIR] [--steps 10] [--repeat 3]
+
+On a CPU with native bfloat16 the suite trains under `torch.autocast` (leakbench.precision). Side
+by side in one run, with the suite's torch threads, for the three loops of a cold `tiny` run:
+- build: a pretraining step of `tiny`'s shape (16 blocks of 256 random tokens: the shape
+  decides the time) on the base model;
+- plant: a planting step (16 retain texts, encoded and collated as planting does) on the base;
+- unlearn: a GA+KL step (8 forget samples, 8 retain texts, frozen reference) on the planted model.
+Each step: forward and loss (in the precision's context), backward, clipping, AdamW. Reported:
+seconds per step (median of the steps after the first two, then of --repeat runs, the two
+precisions alternating which goes first) and the first step's loss in each (the same batch from
+the same weights: the gap is bfloat16's rounding). Needs `tiny` built and planted in the cache
+(any benchmark run). Writes the "Training precision" section of docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from leakbench.docs_section import write_section  # noqa: E402
+from leakbench.precision import Precision  # noqa: E402
+
+PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+SECTION = "Training precision"
+PRECISIONS = {"float32": Precision("cpu", "float32"),
+              "bfloat16 autocast": Precision("cpu", "float32", "bfloat16")}
+
+
+def only_artifact(cache_dir: Path, stage: str) -> Path:
+    found = sorted((cache_dir / stage).glob("*/model.safetensors"))
+    if not found:
+        sys.exit(f"bench/training_precision.py: no {stage} artifact under {cache_dir / stage}; "
+                 "run the benchmark on tiny once or pass --cache-dir")
+    return found[-1].parent
+
+
+def step_batches(loop: str, cache_dir: Path, steps: int):
+    """(model directory, a function loss(model, reference, i) for step i, needs a reference)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from algorithms import get, load_hparams
+    from algorithms.batches import collate, encode_document, encode_forget
+    from leakbench import corpus, tiny
+    from leakbench.cases import FORGET_FILE, load_jsonl
+
+    if loop == "build":
+        base = only_artifact(cache_dir, "base-tiny")
+        blocks = torch.randint(0, tiny.TINY.vocab_size, (steps, tiny.TINY.batch_size,
+                                                         tiny.TINY.seq_len),
+                               generator=torch.Generator().manual_seed(0))
+        return base, (lambda model, _, i: model(input_ids=blocks[i], labels=blocks[i]).loss), False
+    if loop == "plant":
+        base = only_artifact(cache_dir, "base-tiny")
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        examples = [encode_document(t, tokenizer, 256) for t in corpus.retain_texts(16 * steps)]
+        batches = [collate(examples[i * 16 : (i + 1) * 16], tokenizer.pad_token_id)
+                   for i in range(steps)]
+
+        def plant_loss(model, _, i):
+            b = batches[i]
+            return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                         labels=b["labels"]).loss
+        return base, plant_loss, False
+    planted = only_artifact(cache_dir, "planted")
+    tokenizer = AutoTokenizer.from_pretrained(planted)
+    forget = [encode_forget(s.text, s.span, tokenizer, 256)
+              for s in load_jsonl(ROOT / "cases" / FORGET_FILE)[: 8 * steps]]
+    retain = [encode_document(t, tokenizer, 256) for t in corpus.retain_texts(8 * steps)]
+    pairs = [(collate(forget[i * 8 : (i + 1) * 8], tokenizer.pad_token_id),
+              collate(retain[i * 8 : (i + 1) * 8], tokenizer.pad_token_id)) for i in range(steps)]
+    kl, hp = get("kl"), replace(load_hparams("tiny", "kl"), stop_forget_nll=None)
+    return planted, (lambda model, ref, i: kl.loss(*pairs[i], model, ref, hp)[0]), True
+
+
+def time_loop(loop: str, precision: Precision, cache_dir: Path, steps: int
+              ) -> tuple[float, float]:
+    """(median seconds per step after the first two, the first step's loss)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    weights, loss_of, needs_reference = step_batches(loop, cache_dir, steps)
+    model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).train()
+    reference = (AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).eval()
+                 if needs_reference else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    seconds, first_loss = [], None
+    for i in range(steps):
+        started = time.perf_counter()
+        with precision.forward_context():
+            loss = loss_of(model, reference, i)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds.append(time.perf_counter() - started)
+        first_loss = loss.item() if first_loss is None else first_loss
+    return statistics.median(seconds[2:]), first_loss
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(os.environ.get("LEAKBENCH_CACHE_DIR",
+                                                    Path.home() / ".cache" / "leakbench")))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    loops = ("build", "plant", "unlearn")
+    per_step = {(loop, name): [] for loop in loops for name in PRECISIONS}
+    first_loss = {}
+    for r in range(args.repeat):
+        for loop in loops:
+            names = list(PRECISIONS) if r % 2 == 0 else list(reversed(PRECISIONS))
+            for name in names:
+                seconds, first_loss[loop, name] = time_loop(loop, PRECISIONS[name],
+                                                            args.cache_dir, args.steps)
+                per_step[loop, name].append(seconds)
+                print(f"repeat {r + 1} {loop} {name}: {seconds:.3f} s/step", flush=True)
+    rows = ["| loop | float32 s/step | bfloat16 autocast s/step | speed-up "
+            "| first-step loss, float32 | first-step loss, autocast |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for loop in loops:
+        exact, mixed = (statistics.median(per_step[loop, name]) for name in PRECISIONS)
+        rows.append(f"| {loop} | {exact:.3f} | {mixed:.3f} | {exact / mixed:.2f}x "
+                    f"| {first_loss[loop, 'float32']:.4f} "
+                    f"| {first_loss[loop, 'bfloat16 autocast']:.4f} |")
+    text = (f"Command: `python bench/training_precision.py --steps {args.steps} --repeat "
+            f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+            f"{platform.machine()}, native bfloat16: "
+            f"{torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()}, "
+            f"{torch.get_num_threads()} torch threads; medians of {args.repeat} runs).\n\n"
+            + "\n".join(rows) + "\n")
+    print(text)
+    write_section(PERFORMANCE_MD, SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
