@@ -72,7 +72,7 @@ def main() -> None:
     long_code = serving.Sampling(max_tokens=256, stop=humaneval.STOP_SEQUENCES)
     requests = [serving.Request(t.prompt, code) for t in tasks]
     requests += [serving.Request(p.prompt, long_code) for p in problems]
-    job = serving.EngineJob(base=str(model_dir), adapters={"base": None},
+    job = serving.EngineJob(weights={str(model_dir): ["base"]}, adapters={"base": None},
                             requests={"base": requests}, max_model_len=config.max_positions)
     with tempfile.TemporaryDirectory() as work:
         t0 = time.perf_counter()
