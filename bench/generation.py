@@ -260,7 +260,7 @@ def suite_generate(variant: Variant, requests: list[Request]) -> Timing:
 
 def engine_kwargs(variant: Variant, requests: list[Request]) -> dict:
     """The `vllm.LLM` keyword arguments the suite's engine uses for this job."""
-    job = pipeline.engine_job(variant.weights, {variant.algorithm: requests},
+    job = pipeline.engine_job({variant.weights: [variant.algorithm]}, {variant.algorithm: requests},
                               {variant.algorithm: variant}, {})
     return serving.engine_kwargs(job)
 
