@@ -61,6 +61,8 @@ functions, paths, limits) is resolved before the fork.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import errno
 import functools
@@ -188,6 +190,7 @@ def run_program(source: str, limits: Limits = Limits(), *, allow_execution: bool
         global _launcher
         if _launcher is None or not _launcher.alive():
             _launcher = _Launcher()
+            atexit.register(_launcher.close)
         return _launcher.run(source, limits, isolation())
 
 
@@ -256,11 +259,16 @@ class _Launcher:
             return pickle.load(self.process.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             self.process.kill()
+            self.close()
             return Result("error", _one_line(f"sandbox: its launcher process died: {exc!r}"),
                           0.0, "", "")
 
     def close(self) -> None:
-        self.process.stdin.close()
+        """End the launcher: it exits when its stdin closes (so also when the caller dies)."""
+        if self.process.stdin.closed:
+            return
+        with contextlib.suppress(BrokenPipeError):  # it is dead already: closed all the same
+            self.process.stdin.close()
         self.process.wait()
         self.process.stdout.close()
 
