@@ -9,8 +9,10 @@ exactly, whatever the amount.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 IGNORE_INDEX = -100  # label of a position that is no training target (padding)
 
@@ -90,6 +92,8 @@ def collate(examples: list[Example], pad_id: int, *, pad_to: int | None = None
 
     `pad_to` pads to at least that length (the tests use it to show padding changes nothing).
     """
+    import torch  # here, not at the top: every pytest worker reads DOCUMENT_FORMAT, few collate
+
     if not examples:
         raise ValueError("collate needs at least one example")
     length = max(len(e.input_ids) for e in examples)

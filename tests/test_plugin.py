@@ -156,3 +156,17 @@ def test_help_shows_the_leakbench_group(pytester):
         "--show-secrets",
     ]:
         assert text in group
+
+
+def test_the_plugin_and_the_pipeline_import_no_torch():
+    """Every pytest worker imports them; torch costs each one hundreds of MiB, and most workers
+    only read cached artifacts (the peak memory of `-n 8` went from 1.11x to 1.38x that of
+    `-n 1` when a module-level `import torch` crept in through algorithms.batches)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, leakbench.plugin, leakbench.pipeline, benchmark; "
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert imported == "[]"
