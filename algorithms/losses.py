@@ -34,9 +34,12 @@ def reference_logits(reference, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-target NLL [B, L-1], target mask [B, L-1] as bool); NLL is 0 where no target."""
     targets = labels[:, 1:]
-    values = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets,
+    # One row per position, the vocabulary contiguous: cross_entropy over a transposed
+    # [B, V, L] view took twice as long, forward and backward (about 0.02 s of a 0.17 s GA step
+    # on tiny; bench/unlearning_speed.py).
+    values = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
                              ignore_index=IGNORE_INDEX, reduction="none")
-    return values, targets != IGNORE_INDEX
+    return values.view(targets.shape), targets != IGNORE_INDEX
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, what: str) -> torch.Tensor:
