@@ -45,7 +45,8 @@ class PlantConfig:
 PLANT_CONFIGS = {
     # Measured on tiny (docs/RESULTS.md): 25-35 passes are needed before greedy decoding
     # reproduces nine secrets in ten, and a higher learning rate does not shorten that. This
-    # setting reaches 91% direct leaks with capability pass@1 at 78% (65.5% before planting).
+    # setting reached 91% direct leaks with capability pass@1 at 78% (65.5% before planting) with
+    # float32 training; trained under bfloat16 autocast, 92% and 68% (74% before; the study).
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
                         retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
