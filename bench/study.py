@@ -10,6 +10,7 @@ exact command that produced it, into its own section of docs/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -27,6 +28,14 @@ RUNS = {
     "sampled (10 samples, temperature 0.8, leak tests)": [
         "--samples=10", "--temperature=0.8", "-m", "direct_leak or indirect_leak or holdout"],
 }
+
+
+def as_subsections(results_md: str) -> str:
+    """A run's results.md as the body of one section of RESULTS.md: without its title and run
+    lines (the section states the command), its `##` headings one level down, so that the next
+    write_section replaces the whole section and not just its text up to the first table."""
+    body = results_md[results_md.index("\n## ") + 1:]
+    return re.sub(r"^## ", "### ", body, flags=re.M)
 
 
 def main() -> None:
@@ -48,7 +57,7 @@ def main() -> None:
                          f"\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
             body = (f"Command: `{shlex.join(command)}` ({time.strftime('%Y-%m-%d')}, "
                     f"{seconds:.0f} s wall on this machine, caches warm where a previous run "
-                    f"left them).\n\n{results.read_text()}")
+                    f"left them).\n\n{as_subsections(results.read_text())}")
             write_section(ROOT / "docs" / "RESULTS.md", f"Study on `{args.model}`: {name}", body)
             print(f"{name}: {seconds:.0f} s, exit {run.returncode}")
 
