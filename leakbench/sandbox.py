@@ -186,12 +186,11 @@ class ExecutionNotAllowed(RuntimeError):
 
 def run_program(source: str, limits: Limits = Limits(), *, allow_execution: bool = False) -> Result:
     _require_opt_in(allow_execution)
-    with _LAUNCHER_LOCK:
-        global _launcher
-        if _launcher is None or not _launcher.alive():
-            _launcher = _Launcher()
-            atexit.register(_launcher.close)
-        return _launcher.run(source, limits, isolation())
+    launcher = getattr(_per_thread, "launcher", None)
+    if launcher is None or not launcher.alive():
+        launcher = _per_thread.launcher = _Launcher()
+        atexit.register(launcher.close)
+    return launcher.run(source, limits, isolation())
 
 
 def run_programs(
@@ -231,12 +230,13 @@ class _Launcher:
     """A small process that starts the sandboxed children, one at a time, for its caller.
 
     Starting a child with ``preexec_fn`` (and the reaper, with a uid change) is a fork(), which
-    copies the page tables of the caller's whole resident memory: measured here, 1.5 ms from a
-    small process, 57 ms at 1 GiB resident and 168 ms at 4 GiB, twice per program. A pytest
-    worker that has trained and scored models holds gigabytes, and its functional tests took
-    twice as long. The launcher is a fresh interpreter (started without ``preexec_fn``, so with
-    vfork: cheap from any caller) that imports only this module and stays small. Requests and
-    results travel pickled over its stdin and stdout; both ends are this module."""
+    copies the page tables of the caller's whole resident memory: a child forked from a caller
+    holding 1 GiB started in 51 ms, at 4 GiB in 158 ms, against 8 ms from a small one
+    (bench/sandbox_overhead.py), twice per program. A pytest worker that has trained and scored
+    models holds gigabytes, and its functional tests took twice as long. The launcher is a fresh
+    interpreter (started without ``preexec_fn``, so with vfork: cheap from any caller) that
+    imports only this module and stays small. Requests and results travel pickled over its
+    stdin and stdout; both ends are this module."""
 
     def __init__(self) -> None:
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -273,8 +273,7 @@ class _Launcher:
         self.process.stdout.close()
 
 
-_launcher: _Launcher | None = None
-_LAUNCHER_LOCK = threading.Lock()
+_per_thread = threading.local()  # each calling thread's launcher: `run_program` runs in parallel
 
 
 def _serve() -> None:

@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,11 +275,27 @@ def test_programs_start_from_a_launcher_that_is_replaced_when_it_dies() -> None:
     launcher process starts the programs. When it dies the run is an "error" result, never
     a verdict, and the next run gets a new launcher."""
     first = run_program("import os\nprint(os.getppid())", LIMITS, allow_execution=True)
-    launcher = sandbox._launcher
+    launcher = sandbox._per_thread.launcher
     assert first.passed and int(first.stdout) == launcher.process.pid != os.getpid()
     launcher.process.kill()
     launcher.process.wait()
     died = launcher.run("print(1)", LIMITS, sandbox.isolation())
     assert died.status == "error" and "launcher process died" in died.reason
     assert run_program("print(1)", LIMITS, allow_execution=True).passed
-    assert sandbox._launcher is not launcher
+    assert sandbox._per_thread.launcher is not launcher
+
+
+def test_each_thread_has_its_own_launcher() -> None:
+    """Threads calling run_program at once must not wait for each other's programs."""
+    parents = []
+
+    def parent_pid() -> None:
+        result = run_program("import os\nprint(os.getppid())", LIMITS, allow_execution=True)
+        parents.append(int(result.stdout))
+
+    for _ in range(2):
+        thread = threading.Thread(target=parent_pid)
+        thread.start()
+        thread.join()
+    parent_pid()
+    assert len(set(parents)) == 3
