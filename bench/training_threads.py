@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leakbench.docs_section import write_section  # noqa: E402
+from leakbench.options import parse_cache_dir  # noqa: E402
 from leakbench.precision import cpu_precision  # noqa: E402
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
@@ -76,9 +77,8 @@ def main() -> None:
         print(time_steps(base, threads, steps))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(os.environ.get("LEAKBENCH_CACHE_DIR",
-                                                    Path.home() / ".cache" / "leakbench")))
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
+                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
