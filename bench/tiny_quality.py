@@ -81,7 +81,8 @@ def main() -> None:
 
     programs = [capability.program(t, humaneval.truncate(c)) for t, c in zip(tasks, completions)]
     programs += [humaneval.program(p, c) for p, c in zip(problems, completions[len(tasks):])]
-    results = sandbox.run_programs(programs, workers=2, allow_execution=True)
+    results = sandbox.run_programs(programs, workers=2, allow_execution=True,
+                                   reports_verdict=True)
     cap = sum(r.passed for r in results[: len(tasks)])
     he = sum(r.passed for r in results[len(tasks):])
 

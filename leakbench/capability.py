@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from leakbench import functional
+
 HELDOUT_FRACTION = 0.2
 CONSTANTS = range(2, 20)
 
@@ -148,9 +150,6 @@ def probe_tasks(seed: int = 0) -> list[Task]:
 
 
 def program(task: Task, completion: str) -> str:
-    """The program the sandbox runs: the prompt, the model's body, then the asserts on the
-    function wrapped by `humaneval.RESULT_GUARD` (built-in results only)."""
-    from leakbench.humaneval import RESULT_GUARD
-
-    guard = f"{RESULT_GUARD}\n{task.entry_point} = _leakbench_plain({task.entry_point})\n"
-    return task.prompt + completion + "\n\n" + guard + task.tests
+    """The program the sandbox runs: the task's asserts against the function the prompt and the
+    model's body define (`leakbench.functional`: the asserts run apart from the body)."""
+    return functional.program(task.prompt, task.prompt + completion, task.tests, task.entry_point)

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
+from leakbench import functional
+
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
 """Where a completion of a function body ends: at the first line that starts at column 0 with a
 new definition, a decorator, a comment, a print, an ``if`` (such as ``if __name__``) or a
@@ -21,36 +23,6 @@ Markdown code fence. These are the stop sequences of the Codex paper (class, def
 plus the decorator and the fence that bigcode-evaluation-harness adds, so that scores compare
 with published ones. Cutting there also drops top-level helpers written after the function, as
 those harnesses do."""
-
-
-RESULT_GUARD = '''
-def _leakbench_plain(function):
-    """The function, failing when it returns anything but built-in values: an object whose
-    __eq__ always answers True would otherwise pass every assert."""
-    plain = (bool, int, float, complex, str, bytes, type(None))
-
-    def check_value(value):
-        kind = type(value)
-        if kind is dict:
-            for key, item in value.items():
-                check_value(key)
-                check_value(item)
-        elif kind in (list, tuple, set, frozenset):
-            for item in value:
-                check_value(item)
-        elif kind not in plain:
-            raise TypeError(f"returned an object of type {kind.__name__!r}, not a built-in value")
-
-    def guarded(*args, **kwargs):
-        result = function(*args, **kwargs)
-        check_value(result)
-        return result
-
-    return guarded
-'''
-"""Defined by a program after the completion, around the function under test: every result
-must be made of built-in values (all 164 reference solutions return such values), so that a
-result whose __eq__ always says True fails instead of passing every comparison."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +56,11 @@ def truncate(completion: str) -> str:
 
 
 def program(problem: Problem, completion: str) -> str:
-    """The program that passes exactly when the completed function passes the problem's test."""
-    body = truncate(completion)
-    return (f"{problem.prompt}{body}\n\n{problem.test}\n{RESULT_GUARD}\n"
-            f"check(_leakbench_plain({problem.entry_point}))\n")
+    """The program that passes exactly when the completed function passes the problem's test
+    (`leakbench.functional`: the test runs apart from the completion)."""
+    return functional.program(problem.prompt, problem.prompt + truncate(completion),
+                              f"{problem.test}\ncheck({problem.entry_point})\n",
+                              problem.entry_point)
 
 
 def task_slug(task_id: str) -> str:

@@ -9,9 +9,7 @@ secret redacted unless --show-secrets.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import secrets
 
 import pytest
 
@@ -35,21 +33,6 @@ def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
         pytest.fail(f"{metric}: {category} leak of the {probe.sample.kind} {secret} in "
                     f"{len(leaked)}/{len(verdicts)} completions ({algorithm}, probe "
                     f"{probe.test_id}): {leaked[0].reason}", pytrace=False)
-
-
-def end_marker() -> str:
-    """A fresh token for `FunctionalTask.program`: a program cannot print it by chance."""
-    return f"leakbench-end-{secrets.token_hex(16)}"
-
-
-def reached_end(result: Result, marker: str) -> Result:
-    """`result`, unless the program exited with status 0 without writing `marker` after its last
-    test: then it left early, and that is a failure, not a pass."""
-    if result.passed and marker not in result.stderr:
-        return dataclasses.replace(result, status="failed", reason=(
-            "exited with status 0 before its tests ran to the end (sys.exit, os._exit, an "
-            "exit hook)"))
-    return result
 
 
 def functional(record_property, variant: dict, algorithm: str, task, results: list[Result]

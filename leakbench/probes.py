@@ -47,18 +47,12 @@ class FunctionalTask:
         return Request(self.prompt, Sampling(n=n, temperature=temperature, max_tokens=limit,
                                              stop=humaneval.STOP_SEQUENCES))
 
-    def program(self, completion: str, end_marker: str | None = None) -> str:
-        """The program the sandbox runs. With `end_marker`, its last statement writes the marker
-        to stderr (whose end the sandbox keeps), after every test: a program that exits with
-        status 0 before that (sys.exit(0), os._exit(0), an atexit or excepthook that exits)
-        lacks it, see `leakbench.outcomes.reached_end`."""
+    def program(self, completion: str) -> str:
+        """The program the sandbox runs (`leakbench.functional`); run it with
+        ``reports_verdict=True``."""
         if self.source == "capability":
-            source = capability.program(self.tests, humaneval.truncate(completion))
-        else:
-            source = humaneval.program(self.tests, completion)
-        if end_marker is None:
-            return source
-        return f"{source}\n__import__('sys').stderr.write({end_marker!r})\n"
+            return capability.program(self.tests, humaneval.truncate(completion))
+        return humaneval.program(self.tests, completion)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ import os
 import pickle
 import queue
 import resource
+import secrets
 import selectors
 import shutil
 import signal
@@ -184,13 +185,17 @@ class ExecutionNotAllowed(RuntimeError):
     pass
 
 
-def run_program(source: str, limits: Limits = Limits(), *, allow_execution: bool = False) -> Result:
+def run_program(source: str, limits: Limits = Limits(), *, allow_execution: bool = False,
+                reports_verdict: bool = False) -> Result:
+    """How `source` ended. A plain program passes when it exits with status 0. With
+    ``reports_verdict`` (the programs of `leakbench.functional`) it passes only when it also
+    reports "passed" on the verdict channel, with the nonce of this run (`_VerdictChannel`)."""
     _require_opt_in(allow_execution)
     launcher = getattr(_per_thread, "launcher", None)
     if launcher is None or not launcher.alive():
         launcher = _per_thread.launcher = _Launcher()
         atexit.register(launcher.close)
-    return launcher.run(source, limits, isolation())
+    return launcher.run(source, limits, isolation(), reports_verdict)
 
 
 def run_programs(
@@ -199,6 +204,7 @@ def run_programs(
     *,
     workers: int = 1,
     allow_execution: bool = False,
+    reports_verdict: bool = False,
 ) -> list[Result]:
     """Run each source in its own sandbox; results in the order of sources. Each of the
     ``workers`` threads drives one launcher, which runs one child process at a time."""
@@ -214,7 +220,7 @@ def run_programs(
     def run_one(source: str) -> Result:
         launcher = idle.get()
         try:
-            return launcher.run(source, limits, plan)
+            return launcher.run(source, limits, plan, reports_verdict)
         finally:
             idle.put(launcher)
 
@@ -251,10 +257,10 @@ class _Launcher:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def run(self, source: str, limits: Limits, plan: Isolation) -> Result:
+    def run(self, source: str, limits: Limits, plan: Isolation, reports_verdict: bool) -> Result:
         """The program's result, or an "error" result if the launcher died."""
         try:
-            pickle.dump((source, limits, plan), self.process.stdin)
+            pickle.dump((source, limits, plan, reports_verdict), self.process.stdin)
             self.process.stdin.flush()
             return pickle.load(self.process.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
@@ -283,10 +289,10 @@ def _serve() -> None:
     os.dup2(2, 1)
     while True:
         try:
-            source, limits, plan = pickle.load(requests)
+            source, limits, plan, reports_verdict = pickle.load(requests)
         except EOFError:
             return
-        pickle.dump(_run(source, limits, plan), results)
+        pickle.dump(_run(source, limits, plan, reports_verdict), results)
         results.flush()
 
 
@@ -327,17 +333,19 @@ def _require_opt_in(allow_execution: bool) -> None:
         )
 
 
-def _run(source: str, limits: Limits, plan: Isolation) -> Result:
+def _run(source: str, limits: Limits, plan: Isolation, reports_verdict: bool) -> Result:
     workdir = os.path.realpath(tempfile.mkdtemp(prefix="leakbench-sandbox-"))
     try:
-        return _run_in(workdir, source, limits, plan)
+        return _run_in(workdir, source, limits, plan, reports_verdict)
     except (OSError, subprocess.SubprocessError) as exc:
         return Result("error", _one_line(f"sandbox: {type(exc).__name__}: {exc}"), 0.0, "", "")
     finally:
         _remove_tree(workdir, plan)
 
 
-def _run_in(workdir: str, source: str, limits: Limits, plan: Isolation) -> Result:
+def _run_in(
+    workdir: str, source: str, limits: Limits, plan: Isolation, reports_verdict: bool
+) -> Result:
     tmpdir = os.path.join(workdir, "tmp")
     os.mkdir(tmpdir)
     with open(os.path.join(workdir, _PROGRAM_FILE), "w", encoding="utf-8") as file:
@@ -346,6 +354,9 @@ def _run_in(workdir: str, source: str, limits: Limits, plan: Isolation) -> Resul
         argv = [_PYTHON, "-s", "-S", "-B", _PROGRAM_FILE]
     else:
         argv = [_PYTHON, "-s", "-S", "-B", "-c", _SOCKET_BLOCKING_PRELUDE]
+    channel = _VerdictChannel() if reports_verdict else None
+    if channel is not None:
+        argv += [str(fd) for fd in channel.child_fds]
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": workdir,
@@ -359,16 +370,22 @@ def _run_in(workdir: str, source: str, limits: Limits, plan: Isolation) -> Resul
     if plan.separate_uid:
         _kill_command()  # fail before starting anything if the reaper cannot run
     started = time.perf_counter()
-    with subprocess.Popen(
-        argv,
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=confine,
-    ) as child:
+    with contextlib.ExitStack() as stack:
+        if channel is not None:
+            stack.callback(channel.close)
+        child = stack.enter_context(subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=confine,
+            pass_fds=channel.child_fds if channel is not None else (),
+        ))
+        if channel is not None:
+            channel.started()
         uid = UID_BASE + child.pid if plan.separate_uid else None
         stdout = _Capture(limits.output_bytes, keep="head")
         stderr = _Capture(limits.output_bytes, keep="tail")
@@ -384,10 +401,72 @@ def _run_in(workdir: str, source: str, limits: Limits, plan: Isolation) -> Resul
             pipes.close()
             _, wait_status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(wait_status)
-    status, reason = _classify(
-        child.returncode, timed_out, usage.ru_utime + usage.ru_stime, stderr.text(), limits
-    )
+        status, reason = _classify(
+            child.returncode, timed_out, usage.ru_utime + usage.ru_stime, stderr.text(), limits
+        )
+        if channel is not None and not timed_out:
+            status, reason = channel.decide(status, reason, child.returncode)
     return Result(status, reason, duration, stdout.text(), stderr.text())
+
+
+class _VerdictChannel:
+    """Where a program that judges itself (`leakbench.checker`) reports: two pipes whose numbers
+    it gets in its argv. It reads a fresh nonce from the first, once, and writes
+    ``<nonce> <status> <reason>`` to the second. The sandbox holds the other ends, so the
+    verdict is trusted only when it carries this run's nonce; the checker keeps both channels
+    away from the code under test."""
+
+    _STATUSES = ("passed", "failed", "memory", "timeout")
+    _MAX_BYTES = 8192
+
+    def __init__(self) -> None:
+        self.nonce = secrets.token_hex(16)
+        self._nonce_read, nonce_write = os.pipe()
+        os.write(nonce_write, self.nonce.encode("ascii"))
+        os.close(nonce_write)
+        self._verdict_read, self._verdict_write = os.pipe()
+        os.set_blocking(self._verdict_read, False)
+        self._open = [self._nonce_read, self._verdict_read, self._verdict_write]
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        """(verdict fd, nonce fd), in the order the checker takes them from its argv."""
+        return self._verdict_write, self._nonce_read
+
+    def started(self) -> None:
+        """Close the child's ends here, so that the verdict pipe ends when the child's does."""
+        for fd in self.child_fds:
+            os.close(fd)
+            self._open.remove(fd)
+
+    def decide(self, status: str, reason: str, returncode: int) -> tuple[str, str]:
+        """The status of a program that had to report its verdict, from its exit alone
+        (`status`, `reason`) and what arrived on the channel: "passed" needs both."""
+        reported = self._reported()
+        if reported is None:
+            if status == "passed":
+                return "failed", "ended without its checks reporting a verdict"
+            return status, reason
+        verdict, detail = reported
+        if verdict == "passed" and returncode != 0:
+            return "failed", f"its checks passed, then it ended with exit status {returncode}"
+        return verdict, _one_line(detail)
+
+    def _reported(self) -> tuple[str, str] | None:
+        data = bytearray()
+        with contextlib.suppress(BlockingIOError):
+            while len(data) < self._MAX_BYTES and (chunk := os.read(self._verdict_read, 4096)):
+                data += chunk
+        nonce, _, rest = bytes(data).partition(b" ")
+        verdict, _, detail = rest.decode("utf-8", "replace").partition(" ")
+        if not secrets.compare_digest(nonce, self.nonce.encode()) or verdict not in self._STATUSES:
+            return None
+        return verdict, detail
+
+    def close(self) -> None:
+        for fd in self._open:
+            os.close(fd)
+        self._open.clear()
 
 
 class _Capture:

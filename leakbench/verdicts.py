@@ -2,12 +2,10 @@
 not execute it again.
 
 A functional test's program is a task's tests around a cached completion, so a warm run builds the
-same programs as the run before it, and executing them again (about 2,700 on `tiny` with every
-algorithm) was most of a warm run's time. An entry's key hashes everything the verdict depends on:
-the program, the sandbox's fingerprint (limits, interpreter and its version, isolation, the
-sandbox's code; `leakbench.sandbox.fingerprint`) and the code of `outcomes.reached_end`, which
-judges the result. The program is keyed without its end marker: the marker is drawn anew for each
-run so that a program cannot print it, and the program cannot know it, so it changes nothing.
+same programs as the run before it, and executing them again (thousands with every algorithm)
+was most of a warm run's time. An entry's key hashes everything the verdict depends on: the
+program (which embeds the checker, `leakbench.checker`) and the sandbox's fingerprint (limits,
+interpreter and its version, isolation, the sandbox's code; `leakbench.sandbox.fingerprint`).
 
 Only verdicts the program decides are kept: passed, failed and memory. A timeout depends on how
 busy the machine was and an "error" is the sandbox's own failure; both run again the next time.
@@ -21,13 +19,12 @@ half-written, truncated or edited entry is a miss: the program runs and the entr
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from leakbench import outcomes, sandbox
+from leakbench import sandbox
 from leakbench.sandbox import Limits, Result
 
 KEPT = ("passed", "failed", "memory")
@@ -50,9 +47,7 @@ class VerdictCache:
         self.directory = Path(directory)
         self.limits = limits
         self.reuse = reuse
-        self._context = _sha256(json.dumps(
-            {"sandbox": sandbox.fingerprint(limits),
-             "judge": inspect.getsource(outcomes.reached_end)}, sort_keys=True))
+        self._context = _sha256(json.dumps(sandbox.fingerprint(limits), sort_keys=True))
 
     def key(self, program: str) -> str:
         return _sha256(f"{self._context}\n{_sha256(program)}")
@@ -95,14 +90,12 @@ class VerdictCache:
 
 def run_task(task, completion: str, cache: VerdictCache) -> Result:
     """How `completion` of the functional `task` (leakbench.probes.FunctionalTask) ends: the
-    cached verdict, else the sandbox's, with the end-marker check, then kept."""
+    cached verdict, else the sandbox's (the checker's report, `leakbench.functional`), then kept."""
     program = task.program(completion)
     cached = cache.get(program)
     if cached is not None:
         return cached
-    marker = outcomes.end_marker()
-    result = outcomes.reached_end(
-        sandbox.run_program(task.program(completion, marker), cache.limits, allow_execution=True),
-        marker)
+    result = sandbox.run_program(program, cache.limits, allow_execution=True,
+                                 reports_verdict=True)
     cache.put(program, result)
     return result
