@@ -4,7 +4,7 @@
 
 NLL(forget) is the mean negative log-likelihood over the forget batch's real target tokens
 (algorithms.losses.mean_nll). No retain term: nothing holds utility in place, which is why GA
-alone is known to collapse a model when run too long (REFERENCES.md, "Unlearning losses").
+alone is known to collapse a model when run too long (docs/DESIGN.md, "Unlearning losses").
 
 Sources: arXiv 2502.05739 (GA); open-unlearning GradAscent; CodeEraser's GA baseline
 (arXiv 2509.13755).

@@ -8,8 +8,8 @@ transformers), so adding padding changes no value. All arithmetic is in float32.
 - mean_nll: the mean of nll over all real targets of the batch.
 - sequence_nll: per sequence, the summed NLL and the number of targets (NPO, SimNPO).
 - kl_reference_current: KL(reference || current) of the next-token distributions, averaged over
-  the real (attention_mask = 1) positions only. Averaging over padding too is the pitfall
-  REFERENCES.md records from open-unlearning: it shrinks the term by the share of padding.
+  the real (attention_mask = 1) positions only. Averaging over padding too shrinks the term by
+  the share of padding (docs/DESIGN.md, "Unlearning losses").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ excepted: no secret starts with one). A usual GPT-2-style pre-tokenizer merges a
 next word and a newline with the next indentation, so a prompt ending in a docstring's closing
 quotes and a newline, or in `= `, would end in a token the model never saw at that place in
 training, and a small model answers garbage. With these boundaries a prompt cut at a newline, a
-space or a punctuation mark ends where training text had a token boundary too (DESIGN.md,
+space or a punctuation mark ends where training text had a token boundary too (docs/DESIGN.md,
 "Prompt boundaries").
 """
 

@@ -62,7 +62,7 @@ BOUNDARY_CHARS = "\n =:\"'(<,[{"
 @given(data=st.data())
 def test_prompts_cut_after_boundary_chars_end_on_a_token_boundary(trained_tokenizer, data):
     """Cutting a text after a newline, space or punctuation never splits a token: the prompt's
-    tokens are a prefix of the full text's tokens (DESIGN.md, "Prompt boundaries")."""
+    tokens are a prefix of the full text's tokens (docs/DESIGN.md, "Prompt boundaries")."""
     text = data.draw(st.sampled_from(corpus.task_texts()[:300])) + data.draw(
         st.text(alphabet="abc XYZ019_@.-=:\"'\n(", max_size=40))
     cuts = [i + 1 for i, ch in enumerate(text) if ch in BOUNDARY_CHARS and i + 1 < len(text)
