@@ -117,6 +117,7 @@ def prepared(request: pytest.FixtureRequest):
     """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
     from leakbench import pipeline
     from leakbench.endpoint import EndpointError
+    from leakbench.engine_memory import EngineMemoryShort
     from leakbench.models import ModelUnavailable
     from leakbench.serving import EngineFailed
 
@@ -130,7 +131,7 @@ def prepared(request: pytest.FixtureRequest):
             rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
             engine_args=options.engine_args, metrics=options.metrics,
             measured=_measured_algorithms(request.session))
-    except (EngineFailed, EndpointError, ModelUnavailable) as err:
+    except (EngineFailed, EngineMemoryShort, EndpointError, ModelUnavailable) as err:
         _stop(request, str(err))
     except OSError as err:
         if err.errno not in _FULL_OR_READ_ONLY:

@@ -14,6 +14,10 @@ artifact. `Prepared.privacy` holds the per-sample scores the tests aggregate.
 The user's engine arguments (--engine-arg, --engine-config) reach every engine of the run through
 `EngineJob.engine_args`. Completions are kept per variant *and* engine arguments: another dtype or
 parallel layout may give other completions, so a run with other engine arguments generates anew.
+
+Before the first training step, a run that will start an engine on the CPU checks that the memory
+the engine needs is available now (`check_engine_memory`): otherwise it would find out only when
+the engine starts, after all the training.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from leakbench import artifacts, corpus, endpoint, models, serving, tiny
+from leakbench import artifacts, corpus, endpoint, engine_memory, models, serving, tiny
 from leakbench.completions import Store, request_key
 from leakbench.plant import plant, plant_config, planting_retain
 from leakbench.privacy_metrics import Plan, Scores
 from leakbench.probes import PrivacyData
-from leakbench.serving import Answer, EngineJob, Request, TokenRequest
+from leakbench.serving import Answer, EngineJob, Request, Sampling, TokenRequest
 from leakbench.unlearn import Variant, build_variant
 
 
@@ -71,6 +75,33 @@ def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: Pr
                                 retain_texts=retain, family=family, plant_config=config,
                                 cache_dir=cache_dir, rebuild=rebuild)
             for name in algorithms}
+
+
+def model_shape(spec: models.ModelSpec) -> engine_memory.ModelShape:
+    """The shape of the model's weights, known before any training (a built-in model's from its
+    configuration, before it is built)."""
+    if spec.kind == "builtin":
+        return engine_memory.ModelShape.of_tiny(tiny.CONFIGS[spec.name])
+    return engine_memory.ModelShape.of_weights(models.locate_weights(spec))
+
+
+def check_engine_memory(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
+                        needed: dict[str, list[Request]], engine_args: dict,
+                        memorization: bool) -> None:
+    """Raise engine_memory.EngineMemoryShort when the engine this run would start on the CPU
+    cannot get its memory now. Planned as the run's engines will be: one engine for all variants,
+    LoRA slots for each, and, with the `memorization` metrics, each sample's text as a request."""
+    if not engine_memory.engine_runs_on_cpu():
+        return
+    shape = model_shape(spec)
+    kwargs = {"dtype": EngineJob.dtype, "max_model_len": min(4096, shape.max_positions),
+              "enable_lora": True, "max_lora_rank": EngineJob.max_lora_rank,
+              "max_loras": max(1, len(algorithms)), **engine_args}
+    requests = [request for requests in needed.values() for request in requests]
+    if memorization:
+        texts = [sample.text for sample in (*data.forget, *data.holdout)]
+        requests += [Request(text, Sampling(max_tokens=1)) for text in texts] * len(algorithms)
+    engine_memory.check_available(shape, requests, kwargs, engine_memory.MemoryNow.read())
 
 
 def _max_model_len(weights: Path) -> int:
@@ -194,6 +225,8 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
         failed = cache_dir / f".failed-{run_id}"
         if failed.exists():  # another worker of this run saw the engine fail: no second engine
             raise serving.EngineFailed(failed.read_text())
+        check_engine_memory(spec, algorithms, data, needed, engine_args or {},
+                            bool(metrics and measured))
         marker = cache_dir / f".rebuilt-{run_id}"
         rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
         variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)

@@ -21,9 +21,10 @@ and membership metrics (leakbench.privacy_metrics) are defined on exact tokens, 
 prompt tokenized again by the engine need not reproduce.
 
 The user's engine arguments (`EngineJob.engine_args`, from --engine-arg and --engine-config) go to
-`vllm.LLM` over LeakBench's defaults. Their names are checked against `vllm.EngineArgs` in the
-engine process, where vLLM is imported anyway: an unknown name ends the run with one line that
-lists the valid ones.
+`vllm.LLM` over LeakBench's defaults. On the CPU one default is the KV cache's size, from the job
+(leakbench.engine_memory): vLLM's own would reserve 92% of the machine's memory. Their names are
+checked against `vllm.EngineArgs` in the engine process, where vLLM is imported anyway: an
+unknown name ends the run with one line that lists the valid ones.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NoReturn
+
+from leakbench import engine_memory
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,10 @@ def engine_kwargs(job: EngineJob, *, on_cpu: bool = False) -> dict:
     its defaults, the user's engine arguments over them. With adapters and prompt log-probs asked,
     LoRA is restricted to the modules the adapters train (`lora_target_modules`).
 
+    On the CPU (`on_cpu`) the KV cache gets the size the job's requests can use
+    (`kv_cache_memory_bytes`, leakbench.engine_memory), unless the user sized it: with the engine
+    argument `kv_cache_memory_bytes` or `gpu_memory_utilization`, or VLLM_CPU_KVCACHE_SPACE.
+
     On the CPU (`on_cpu`), seeded sampling turns chunked prefill off: vLLM rewinds a seeded
     request's random generator after each partial prefill (`Generator.set_offset`), which CPU
     generators do not have, so the first partially prefilled sampled request kills the engine
@@ -219,7 +226,13 @@ def engine_kwargs(job: EngineJob, *, on_cpu: bool = False) -> dict:
                       for requests in job.requests.values() for r in requests):
         kwargs["enable_chunked_prefill"] = False
         kwargs["max_num_batched_tokens"] = max(job.max_model_len, CPU_PREFILL_TOKENS)
-    return {**kwargs, **job.engine_args}
+    kwargs.update(job.engine_args)
+    if (on_cpu and not set(engine_memory.USER_MEMORY_ARGS) & job.engine_args.keys()
+            and engine_memory.kv_cache_space_env() is None):
+        shape = engine_memory.ModelShape.of_weights(Path(kwargs["model"]))
+        requests = [r for variant_requests in job.requests.values() for r in variant_requests]
+        kwargs["kv_cache_memory_bytes"] = engine_memory.kv_cache_bytes(shape, requests, kwargs)
+    return kwargs
 
 
 def lora_target_modules(adapter_dirs: Iterable[str]) -> list[str]:
@@ -258,6 +271,9 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     """The engine process's work: one LLM; for each weights directory in turn (loaded at start or
     in place), one generate call over the requests of its variants; the answers written to
     `out_file`, and the process ended at once."""
+    if set(engine_memory.USER_MEMORY_ARGS) & job.engine_args.keys():
+        # The user sized the KV cache or the memory share: vLLM would apply this over it.
+        os.environ.pop(engine_memory.KV_CACHE_SPACE_ENV, None)
     if len(job.weights) > 1:
         # `LLM.apply_model` (in _reload) sends a function to the engine's worker process, which
         # vLLM pickles only when allowed; both ends are this engine's own processes.

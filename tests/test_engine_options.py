@@ -121,9 +121,10 @@ def test_engine_args_reach_the_engine_job_and_override_its_defaults(tmp_path):
     assert serving.engine_kwargs(longer)["max_model_len"] == 16384
 
 
-def test_seeded_sampling_on_the_cpu_prefills_whole_prompts():
+def test_seeded_sampling_on_the_cpu_prefills_whole_prompts(monkeypatch):
     # vLLM 0.32 rewinds a seeded request's generator after a partial prefill, which a CPU
     # generator cannot do: the engine died mid-run on the first sampled benchmark run.
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # sized: no weights read for the KV cache
     def job(sampling, engine_args=None):
         return EngineJob(weights={"w": ["none"]}, adapters={"none": None},
                          requests={"none": [Request("p", Sampling()), Request("q", sampling)]},
