@@ -93,12 +93,15 @@ def _serve(subject, entry_point, calls, answers):
     while (call := _receive(calls)) is not None:
         args, kwargs = call
         try:
-            answer = marshal.dumps(("returned", function(*args, **kwargs)))
-        except ValueError:
-            answer = marshal.dumps(("raised", "TypeError", "returned an object that is not a "
-                                    "built-in value (only plain values cross to the checks)"))
+            value = function(*args, **kwargs)
         except BaseException as exc:  # noqa: B036 - SystemExit too: it is the function's answer
             answer = marshal.dumps(("raised", type(exc).__name__, str(exc)))
+        else:
+            try:
+                answer = marshal.dumps(("returned", value))
+            except ValueError:  # not made of built-in values only
+                answer = marshal.dumps(("raised", "TypeError", "returned an object that is not a "
+                                        "built-in value (only plain values cross to the checks)"))
         _write_all(answers, _HEADER.pack(len(answer)) + answer)
 
 

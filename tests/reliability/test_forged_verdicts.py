@@ -155,3 +155,14 @@ def test_without_the_channel_a_functional_program_cannot_pass() -> None:
     result = sandbox.run_program(TASKS["humaneval"].program(REFERENCES["humaneval"]), Limits(),
                                  allow_execution=True)
     assert result.status == "failed"
+
+
+def test_an_exception_of_the_function_reaches_the_checks_as_itself(tmp_path) -> None:
+    """A check may expect the function to raise: the checker raises the same built-in type."""
+    task = FunctionalTask("capability", "raises", "def parse(text):\n", capability.Task(
+        "raises", "def parse(text):\n", "", "try:\n    parse('x')\nexcept ValueError:\n    pass\n"
+        "else:\n    raise AssertionError('no ValueError')\n", "parse"))
+    cache = VerdictCache(tmp_path / "verdicts", Limits())
+    assert run_task(task, "    return int(text)\n", cache).status == "passed"
+    failed = run_task(task, "    raise KeyError(text)\n", cache)
+    assert (failed.status, failed.reason) == ("failed", "KeyError: 'x'")
