@@ -18,8 +18,9 @@ _CHECKER = resources.files("leakbench").joinpath("checker.py").read_text(encodin
 
 def program(setup: str, subject: str, checks: str, entry_point: str) -> str:
     """The sandbox program that passes exactly when `checks` pass against `entry_point` as
-    `subject` defines it. The three texts are embedded as string literals and compiled only by
-    the process meant to run them."""
+    `subject` defines it. `setup` must run on its own (a prompt that ends after its docstring
+    does). The three texts are embedded as string literals and compiled only by the process
+    meant to run them."""
     return (f"{_CHECKER}\n\nimport sys as _sys\n"
             f"main({setup!r}, {subject!r}, {checks!r}, {entry_point!r}, "
             f"int(_sys.argv[-2]), int(_sys.argv[-1]))\n")

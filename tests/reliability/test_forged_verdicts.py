@@ -159,10 +159,11 @@ def test_without_the_channel_a_functional_program_cannot_pass() -> None:
 
 def test_an_exception_of_the_function_reaches_the_checks_as_itself(tmp_path) -> None:
     """A check may expect the function to raise: the checker raises the same built-in type."""
-    task = FunctionalTask("capability", "raises", "def parse(text):\n", capability.Task(
-        "raises", "def parse(text):\n", "", "try:\n    parse('x')\nexcept ValueError:\n    pass\n"
-        "else:\n    raise AssertionError('no ValueError')\n", "parse"))
+    prompt = 'def parse(text):\n    """The integer that text spells."""\n'
+    checks = "try:\n    parse('x')\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n"
+    task = FunctionalTask("capability", "raises", prompt,
+                          capability.Task("raises", prompt, "", checks, "parse"))
     cache = VerdictCache(tmp_path / "verdicts", Limits())
     assert run_task(task, "    return int(text)\n", cache).status == "passed"
-    failed = run_task(task, "    raise KeyError(text)\n", cache)
-    assert (failed.status, failed.reason) == ("failed", "KeyError: 'x'")
+    failed = run_task(task, "    return 1 / 0\n", cache)
+    assert (failed.status, failed.reason) == ("failed", "ZeroDivisionError: division by zero")
