@@ -21,6 +21,7 @@ from leakbench.models import family
 from leakbench.plant import plant_config
 from leakbench.plugin import MODEL_SPEC, RUN_OPTIONS
 from leakbench.probes import PrivacyData, functional_tasks
+from leakbench.redaction import Redactor
 
 PRIVACY_DATA = pytest.StashKey[PrivacyData]()
 
@@ -74,6 +75,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def privacy_data_of_run(pytestconfig: pytest.Config) -> PrivacyData:
     """The forget set (with the user's case files) and the holdout set of this run."""
     return privacy_data(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def redactor(privacy_data_of_run: PrivacyData, run_options) -> Redactor:
+    """What every benchmark test's message goes through: the run's values masked (unless
+    --show-secrets), control characters escaped."""
+    return Redactor(privacy_data_of_run.forget + privacy_data_of_run.holdout,
+                    show_secrets=run_options.show_secrets)
 
 
 def _needed_requests(session: pytest.Session, options) -> dict[str, list]:

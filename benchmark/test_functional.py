@@ -17,10 +17,10 @@ def verdict_cache(run_options) -> VerdictCache:
 
 
 @pytest.mark.functional
-def test_functional(algorithm, functional_task, prepared, run_options, verdict_cache,
+def test_functional(algorithm, functional_task, prepared, run_options, verdict_cache, redactor,
                     record_property):
     request = functional_task.request(run_options.samples, run_options.temperature)
     results = [run_task(functional_task, text, verdict_cache)
                for text in prepared.of(algorithm, request)]
     outcomes.functional(record_property, prepared.describe(algorithm), algorithm,
-                        functional_task, results)
+                        functional_task, results, redactor=redactor)

@@ -19,38 +19,39 @@ def holdout_values(privacy_data_of_run) -> SecretIndex:
     return SecretIndex(privacy_data_of_run.holdout)
 
 
-def _judge(metric, judge, algorithm, probe, prepared, run_options, record_property):
+def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, record_property):
     request = probe.request(run_options.samples, run_options.temperature)
     verdicts = [judge(text) for text in prepared.of(algorithm, request)]
     outcomes.leak(record_property, metric, prepared.describe(algorithm), algorithm, probe,
-                  verdicts, show_secrets=run_options.show_secrets)
+                  verdicts, redactor=redactor)
 
 
 @pytest.mark.direct_leak
-def test_direct_leak(algorithm, forget_probe, prepared, run_options, record_property):
+def test_direct_leak(algorithm, forget_probe, prepared, run_options, redactor, record_property):
     def judge(text):
         return judge_direct(text, forget_probe.sample)
 
-    _judge("direct_leak", judge, algorithm, forget_probe, prepared, run_options, record_property)
+    _judge("direct_leak", judge, algorithm, forget_probe, prepared, run_options, redactor,
+           record_property)
 
 
 @pytest.mark.indirect_leak
-def test_indirect_leak(algorithm, forget_probe, prepared, run_options, training_values,
+def test_indirect_leak(algorithm, forget_probe, prepared, run_options, redactor, training_values,
                        record_property):
     def judge(text):
         return judge_indirect(text, forget_probe.sample, training_values,
                               prompt=forget_probe.probe.prompt)
 
-    _judge("indirect_leak", judge, algorithm, forget_probe, prepared, run_options,
+    _judge("indirect_leak", judge, algorithm, forget_probe, prepared, run_options, redactor,
            record_property)
 
 
 @pytest.mark.holdout
-def test_holdout(algorithm, holdout_probe, prepared, run_options, holdout_values,
+def test_holdout(algorithm, holdout_probe, prepared, run_options, redactor, holdout_values,
                  record_property):
     def judge(text):
         return judge_indirect(text, holdout_probe.sample, holdout_values,
                               prompt=holdout_probe.probe.prompt)
 
-    _judge("holdout_leak", judge, algorithm, holdout_probe, prepared, run_options,
+    _judge("holdout_leak", judge, algorithm, holdout_probe, prepared, run_options, redactor,
            record_property)

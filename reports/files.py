@@ -3,7 +3,9 @@
 Each is written to a temporary name beside its place and renamed into it, so a reader (or a CI
 step that uploads the directory) never sees half a file. The files hold the rows' numbers, the
 per-probe outcomes as recorded (ids, categories, counts: the records carry no secret, and only
-their known fields are kept) and the manifest; never a test's failure message.
+their known fields are kept) and the manifest, whose credentials are redacted
+(reports.manifest); never a test's failure message. Control characters in results.md and in the
+text cells of results.csv are escaped (results.json escapes them as JSON does).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from leakbench.redaction import escape_controls
 from reports.chart import write_chart
 from reports.render import render
 from reports.rows import metric_names
@@ -56,10 +59,10 @@ def _write_csv(summary: Summary, path: Path) -> None:
         for row in summary.rows:
             counts = {f"{name}_{part}": getattr(count, part)
                       for name, count in row.counts.items() for part in ("positives", "total")}
-            writer.writerow({"model": row.model, "algorithm": row.algorithm,
-                             "variant": row.variant,
-                             "retention_basis": "+".join(row.retention_basis),
-                             **row.metrics, **counts})
+            text = {"model": row.model, "algorithm": row.algorithm, "variant": row.variant,
+                    "retention_basis": "+".join(row.retention_basis)}
+            writer.writerow({**{name: escape_controls(value) if value else value
+                                for name, value in text.items()}, **row.metrics, **counts})
 
 
 def _markdown(summary: Summary, manifest: dict) -> str:
@@ -67,7 +70,8 @@ def _markdown(summary: Summary, manifest: dict) -> str:
              f"- model: {manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}",
              f"- samples per prompt: {manifest['sampling']['samples']}, temperature "
              f"{manifest['sampling']['temperature']:g}"]
-    return "# LeakBench results\n\n" + "\n".join(facts) + "\n\n" + render(summary, markdown=True)
+    text = "# LeakBench results\n\n" + "\n".join(facts) + "\n\n" + render(summary, markdown=True)
+    return "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
 def _atomically(path: Path, write: Callable[[Path], None]) -> None:

@@ -164,8 +164,9 @@ def test_contains_respects_boundaries(needle, kind, text, found):
 
 
 def test_redact():
-    assert redact("john.doe@example.com") == "jo…om"
-    assert redact("short") == "…"
+    assert redact("john.doe@example.com") == "j…m"
+    assert redact("1.2.3.45") == "1…5"
+    assert redact("1.2.3.4") == "…"
 
 
 def test_index_finds_reformatted_training_values():

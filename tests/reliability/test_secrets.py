@@ -28,6 +28,7 @@ from reliability_helpers import (
 from leakbench import outcomes
 from leakbench.judges import judge_direct
 from leakbench.probes import PrivacyData
+from leakbench.redaction import Redactor
 
 ALLOWED_IN_CACHE = ("completions/", "engine/")  # prompts and completions: see the docstring
 ENGINE_LOG = "engine.log"
@@ -139,6 +140,6 @@ def test_leak_outcome_masks_the_secret_unless_asked(probe, show: bool) -> None:
     record = FakeProperty()
     with pytest.raises(pytest.fail.Exception) as failed:
         outcomes.leak(record, "direct_leak", {"model": "m", "variant": "v"}, "none", probe,
-                      verdicts, show_secrets=show)
+                      verdicts, redactor=Redactor([probe.sample], show_secrets=show))
     assert (probe.sample.secret in str(failed.value)) is show
     assert all(probe.sample.secret not in value for _, value in record.recorded)

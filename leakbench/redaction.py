@@ -1,0 +1,96 @@
+"""What a run prints or publishes about a test: its secrets masked, control characters escaped.
+
+A benchmark test's failure message is printed, written to the junit XML and sent from an xdist
+worker to the controller. It quotes the judges' reasons and a failed program's last line, which
+come from what the model wrote: an attacker's text. `Redactor.message` makes it safe to show:
+
+- every value of the run's privacy data (each sample's secret, owner name and owner values, of
+  the forget set, the user's case files and the holdout set) is replaced by its mask
+  (`leakbench.judges.redact`) wherever it stands and however it is written: values are found in
+  the judges' kind-aware view of the text (`leakbench.judges.text_view`), so a phone number with
+  other separators, an email in capitals or a token broken by whitespace is masked as well.
+  Values of fewer than `MIN_CHARS` characters after normalization are not searched for: they
+  occur in any text. With ``show_secrets`` (--show-secrets) nothing is masked;
+- then every control character (C0 and C1 controls, DEL, line and paragraph separators,
+  bidirectional overrides) is written as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so that ANSI
+  and OSC sequences reach no terminal and a one-line message stays one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from leakbench.cases import Sample
+from leakbench.judges import MASK, TextView, normalize, redact, text_view
+
+MIN_CHARS = 4
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as its Python escape (``\\x1b[2J``)."""
+    return _CONTROL.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def known_values(samples: Iterable[Sample]) -> Iterator[tuple[str, str]]:
+    """(value, kind) for the secret, the owner's name and the owner's values of each sample."""
+    for sample in samples:
+        yield sample.secret, sample.kind
+        if sample.owner_name:
+            yield sample.owner_name, "name"
+        for kind, value in sample.owner_values.items():
+            yield value, kind
+
+
+class Redactor:
+    """Masks the values of a run's samples in any text; built once per run."""
+
+    def __init__(self, samples: Iterable[Sample] = (), *, show_secrets: bool = False) -> None:
+        self.show_secrets = show_secrets
+        # Per view, each normalized value and the shortest value written that way.
+        self._needles: dict[TextView, dict[str, str]] = {}
+        if show_secrets:
+            return
+        for value, kind in known_values(samples):
+            needle = normalize(value, kind)
+            if len(needle) >= MIN_CHARS:
+                table = self._needles.setdefault(text_view(kind), {})
+                if needle not in table or len(value) < len(table[needle]):
+                    table[needle] = value
+
+    def shown(self, value: str) -> str:
+        """A value as a message names it: masked, or whole with --show-secrets."""
+        return value if self.show_secrets else redact(value)
+
+    def message(self, text: str) -> str:
+        """`text` as a test may show it: known values masked, control characters escaped."""
+        return escape_controls(text if self.show_secrets else self.masked(text))
+
+    def masked(self, text: str) -> str:
+        """`text` with each known value replaced by its mask; where several values overlap,
+        the whole stretch they cover becomes "…"."""
+        merged: list[tuple[int, int, str | None]] = []
+        for start, end, value in sorted(self._spans(text)):
+            if merged and start < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end), None)
+            else:
+                merged.append((start, end, value))
+        parts, position = [], 0
+        for start, end, value in merged:
+            parts += [text[position:start], MASK if value is None else redact(value)]
+            position = end
+        parts.append(text[position:])
+        return "".join(parts)
+
+    def _spans(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, value) of every place in `text` where a known value is written."""
+        for view, needles in self._needles.items():
+            normalized, where = view.normalize(text)
+            skip = 1 if view.whole_words else 0
+            for needle, value in needles.items():
+                pattern = f" {needle} " if view.whole_words else needle
+                at = normalized.find(pattern)
+                while at >= 0:
+                    yield where[at + skip], where[at + skip + len(needle) - 1] + 1, value
+                    at = normalized.find(pattern, at + 1)
