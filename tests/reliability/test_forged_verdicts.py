@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from reliability_helpers import host_state, wait_for_clean
 
 from leakbench import capability, humaneval, sandbox
 from leakbench.probes import FunctionalTask
@@ -115,14 +116,13 @@ def test_a_failure_names_the_failed_check(tmp_path) -> None:
 
 
 def test_the_forgeries_leave_nothing_behind(tmp_path) -> None:
-    from reliability_helpers import host_state, wait_for_clean
-
     before = host_state()
     cache = VerdictCache(tmp_path / "verdicts", Limits(), reuse=False)
     for task in TASKS.values():
         for completion in FORGERIES.values():
             assert run_task(task, completion, cache).status != "passed"
-    assert wait_for_clean(before) == [], "processes, files, IPC objects or mounts remain"
+    left = wait_for_clean(before)
+    assert not left, f"left behind: {left}"
 
 
 # --- The verdict channel itself, with programs that speak it -----------------------------------

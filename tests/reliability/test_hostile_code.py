@@ -16,13 +16,14 @@ import shutil
 import socket
 import tempfile
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from reliability_helpers import HOSTILE_COMPLETIONS, as_run, outcomes
+from reliability_helpers import HOSTILE_COMPLETIONS, as_run, host_state, outcomes, wait_for_clean
 
 from leakbench import sandbox
 from leakbench.sandbox import Limits, Result, run_program
@@ -96,6 +97,7 @@ def test_sleeping_forever() -> None:
 
 
 def test_fork_bomb() -> None:
+    before = host_state()
     result = run("""
         import os
         print(os.getuid(), flush=True)
@@ -108,9 +110,7 @@ def test_fork_bomb() -> None:
     uid = int(result.stdout.split()[0])
     if os.geteuid() == 0:  # a uid of its own: every process of that uid is the bomb's
         assert uid != os.getuid()
-        assert [p.pid for p in psutil.process_iter(["uids"])
-                if p.info["uids"] and uid in p.info["uids"]
-                and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert wait_for_clean(before).processes == frozenset()
 
 
 def test_memory_bomb_at_once() -> None:
@@ -320,6 +320,9 @@ def test_lingering_children() -> None:
         os.wait()
         subprocess.Popen(["sleep", "5{marker}"]).wait()  # and block until the wall clock
         """)
+    deadline = time.monotonic() + 5  # killed processes take a moment to exit
+    while live_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert live_processes(marker) == []
 
 
@@ -350,5 +353,9 @@ def test_completion_attacking_the_harness_does_not_pass(judged, task_id: str) ->
 
 @ROOT_ONLY
 def test_the_sandbox_has_full_isolation_here() -> None:
-    """What the checks above assume on this machine: a uid of its own per run, namespaces."""
-    assert sandbox.isolation() == sandbox.Isolation(separate_uid=True, namespaces=True)
+    """What the checks above assume on this machine: a uid of its own per run, namespaces, and
+    a cgroup per run for the whole program's memory and processes (cgroups are writable for
+    root here: if they stop being so, this fails instead of the caps silently going away)."""
+    plan = sandbox.isolation()
+    assert (plan.separate_uid, plan.namespaces) == (True, True)
+    assert plan.cgroups in ("v1", "v2"), f"no cgroup per run: {plan.no_cgroups_because}"
