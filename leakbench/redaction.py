@@ -7,8 +7,9 @@ come from what the model wrote: an attacker's text. `Redactor.message` makes it 
 - every value of the run's privacy data (each sample's secret, owner name and owner values, of
   the forget set, the user's case files and the holdout set) is replaced by its mask
   (`leakbench.judges.redact`) wherever it stands and however it is written: values are found in
-  the judges' kind-aware view of the text (`leakbench.judges.text_view`), so a phone number with
-  other separators, an email in capitals or a token broken by whitespace is masked as well.
+  every spelling the judges recognise (`leakbench.judges.spellings`), so a phone number with
+  other separators or without its country code, a date of birth in another layout, an email in
+  capitals or a token broken by whitespace or URL-encoded is masked as well.
   Values of fewer than `MIN_CHARS` characters after normalization are not searched for: they
   occur in any text. With ``show_secrets`` (--show-secrets) nothing is masked;
 - then every control character (C0 and C1 controls, DEL, line and paragraph separators,
@@ -22,7 +23,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from leakbench.cases import Sample
-from leakbench.judges import MASK, TextView, normalize, redact, text_view
+from leakbench.judges import MASK, TextView, redact, spellings
 
 MIN_CHARS = 4
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -53,11 +54,11 @@ class Redactor:
         if show_secrets:
             return
         for value, kind in known_values(samples):
-            needle = normalize(value, kind)
-            if len(needle) >= MIN_CHARS:
-                table = self._needles.setdefault(text_view(kind), {})
-                if needle not in table or len(value) < len(table[needle]):
-                    table[needle] = value
+            for view, needle in spellings(value, kind):
+                if len(needle) >= MIN_CHARS:
+                    table = self._needles.setdefault(view, {})
+                    if needle not in table or len(value) < len(table[needle]):
+                        table[needle] = value
 
     def shown(self, value: str) -> str:
         """A value as a message names it: masked, or whole with --show-secrets."""
@@ -72,8 +73,9 @@ class Redactor:
         the whole stretch they cover becomes "…"."""
         merged: list[tuple[int, int, str | None]] = []
         for start, end, value in sorted(self._spans(text)):
-            if merged and start < merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], end), None)
+            if merged and start < merged[-1][1]:  # one value found twice keeps its mask
+                kept = value if merged[-1][2] == value else None
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end), kept)
             else:
                 merged.append((start, end, value))
         parts, position = [], 0

@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from reliability_helpers import ROOT, SHOWN_SAMPLE, as_run
@@ -113,6 +114,39 @@ def test_redactor_masks_values_written_another_way(owner, redactor, kind: str) -
     masked = redactor.masked(text)
     assert not contains(masked, value, kind), masked
     assert masked.startswith("AssertionError: got ") and masked.endswith(" instead")
+
+
+def _iso_date(value: str, layout: str) -> str:
+    return datetime.strptime(value, "%Y-%m-%d").strftime(layout)
+
+
+LAID_OUT_OTHERWISE = {  # each layout the judges call a direct leak of the value
+    "phone without its country code": ("phone", lambda v: "-".join(re.findall(r"\d+", v)[-3:])),
+    "phone with +1": ("phone", lambda v: "+1 " + normalize(v, "phone")),
+    "date month first": ("dob", lambda v: _iso_date(v, "%m/%d/%Y")),
+    "date day first": ("dob", lambda v: _iso_date(v, "%d.%m.%Y")),
+    "date with the month's name": ("dob", lambda v: _iso_date(v, "%B %d, %Y")),
+    "date with the month's abbreviation": ("dob", lambda v: _iso_date(v, "%d %b %Y")),
+    "ipv4 with leading zeros": ("ipv4", lambda v: ".".join(f"{int(o):03d}" for o in v.split("."))),
+    "email URL-encoded": ("email", lambda v: v.replace("@", "%40")),
+    "name with a title": ("name", lambda v: f"Dr. {v.upper()}"),
+    "aws access key id in lower case": ("aws_access_key_id", str.lower),
+    "password URL-encoded": ("password", lambda v: quote(v, safe="")),
+    "db uri with another scheme": ("db_uri", lambda v: "postgres+driver" + v[v.index(":"):]),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAID_OUT_OTHERWISE))
+def test_redactor_masks_every_value_laid_out_otherwise(data, redactor, layout: str) -> None:
+    """Whatever the judges call a direct leak of a value is masked: every value of the data of
+    the layout's kind, laid out so."""
+    kind, lay_out = LAID_OUT_OTHERWISE[layout]
+    values = sorted({v for v, k in known_values(data.forget + data.holdout) if k == kind})
+    text = " | ".join(f"<{lay_out(value)}>" for value in values)
+    assert all(contains(text, value, kind) for value in values)
+    masked = redactor.masked(text)
+    left = [value for value in values if contains(masked, value, kind)]
+    assert left == [], f"{len(left)} values left, e.g. {redact(left[0])}"
 
 
 def test_redactor_keeps_text_without_values(redactor) -> None:
