@@ -19,7 +19,7 @@ import pytest
 from leakbench.cases import CaseFileError
 from leakbench.models import family
 from leakbench.plant import plant_config
-from leakbench.plugin import MODEL_SPEC, RUN_OPTIONS
+from leakbench.plugin import MODEL_SPEC, RUN_OPTIONS, check_output_dirs
 from leakbench.probes import PrivacyData, functional_tasks
 from leakbench.redaction import Redactor
 
@@ -34,7 +34,7 @@ def privacy_data(config: pytest.Config) -> PrivacyData:
         planted = plant_config(family(config.stash[MODEL_SPEC])).forget_samples
         try:
             config.stash[PRIVACY_DATA] = PrivacyData.load(cases_dir, planted)
-        except (CaseFileError, OSError) as err:
+        except CaseFileError as err:
             raise pytest.UsageError(str(err)) from None
     return config.stash[PRIVACY_DATA]
 
@@ -51,10 +51,12 @@ def _collects_benchmark(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)  # after the plugin has validated the options
 def pytest_configure(config: pytest.Config) -> None:
-    """Load the cases now when the benchmark is collected: a malformed case file is then a usage
-    error (one line, exit status 4) like a mistyped option, not a collection error with a
+    """Check the output directories and load the cases now when the benchmark is collected: an
+    unwritable directory or a malformed case file is then a usage error (one line, exit status 4)
+    like a mistyped option, not a failure of the first stage or a collection error with a
     traceback."""
     if _collects_benchmark(config):
+        check_output_dirs(config)
         privacy_data(config)
 
 

@@ -9,7 +9,11 @@ A *sample* is one training text that holds one sensitive value (its *secret*) at
 - ``*.py``: a module that defines ``LEAK_CASES = [leak_case(...), ...]``.
 
 A file either loads completely or raises `CaseFileError`, whose text is one line naming the file,
-the record, the field and what would be valid.
+the record, the field and what would be valid. That holds for hostile files too: a case file is
+UTF-8 text of at most `MAX_FILE_BYTES`, a record holds at most `MAX_RECORD_CHARS` characters of
+strings and nests at most `MAX_NESTING` levels of lists and objects, and YAML case files use
+plain values (no aliases, which can expand a few bytes into a huge or recursive structure, and no
+explicit tags, whose constructors fail with arbitrary errors).
 
 Token boundaries: a small byte-level BPE model answers garbage when a prompt ends in the middle of
 a token it always saw merged with what followed (DESIGN.md, "Prompt boundaries"). With a GPT-2
@@ -63,6 +67,11 @@ _REQUIRED = ("id", "owner", "kind", "text", "secret")
 _OPTIONAL = ("owner_name", "context", "span", "owner_values", "probes")
 _PROBE_FIELDS = ("id", "style", "prompt")
 DEFAULT_CONTEXT = "custom"
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a case file, forget.jsonl included
+MAX_RECORD_CHARS = 64 * 1024  # the characters of a record's strings, keys and values together
+MAX_NESTING = 20  # lists and objects inside one another in a record; a valid one needs 3
+_TOO_DEEP = (f"nests lists and objects more than {MAX_NESTING} levels deep; a record needs 3 "
+             "(record, probes, probe)")
 
 
 @dataclass(frozen=True)
@@ -115,11 +124,17 @@ class CaseFileError(ValueError):
         if record is not None:
             parts.append(f"record {record}" + (f" field {field!r}" if field else ""))
         parts.append(" ".join(problem.split()))
-        super().__init__(": ".join(parts))
+        super().__init__(_printable(": ".join(parts)))
 
     def at(self, where: str) -> CaseFileError:
         """The same error, located in another place (e.g. the file whose import raised it)."""
         return CaseFileError(where, self.problem, record=self.record, field=self.field)
+
+
+def _printable(text: str) -> str:
+    """`text` with every unprintable character escaped: a newline in a file name, a terminal
+    escape in an exception's text, an unpaired surrogate from an undecodable file name."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def token_boundary_problem(prompt: str, secret: str) -> str | None:
@@ -145,6 +160,15 @@ def _where(path: Path | str) -> str:
         return str(path)
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (JSON's \\ud800 escape reads as a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _RecordChecker:
     """Validates one record; every error names `where`, the record and the field."""
 
@@ -161,12 +185,36 @@ class _RecordChecker:
             raise self.fail(name, f"is {type(value).__name__} {value!r:.40}, expected a string")
         if not value.strip():
             raise self.fail(name, "is empty, expected a non-empty string")
+        if not _is_unicode(value):
+            raise self.fail(name, f"{value!r:.60} holds an unpaired surrogate, which no text "
+                                  "encoding can write; expected Unicode text")
         return value
 
+    def shape(self, record: object) -> None:
+        """Refuse a record nested or sized beyond the limits before anything formats it."""
+        chars, pending = 0, [(record, 1)]
+        while pending:
+            value, level = pending.pop()
+            if isinstance(value, str):
+                chars += len(value)
+            elif isinstance(value, (dict, list, tuple)):
+                if level > MAX_NESTING:
+                    raise self.fail(None, _TOO_DEEP)
+                items = [*value, *value.values()] if isinstance(value, dict) else value
+                pending.extend((item, level + 1) for item in items)
+        if chars > MAX_RECORD_CHARS:
+            raise self.fail(None, f"holds {chars} characters of strings; a record may hold at "
+                                  f"most {MAX_RECORD_CHARS}")
+
     def sample(self, record: object) -> Sample:
+        self.shape(record)
         if not isinstance(record, dict):
             raise self.fail(None, f"is {type(record).__name__}, expected an object with "
                                   f"fields {', '.join(_REQUIRED + _OPTIONAL)}")
+        not_strings = [key for key in record if not isinstance(key, str)]  # YAML: 1, null, dates
+        if not_strings:
+            raise self.fail(None, f"has the key {not_strings[0]!r:.40}, which is not a field "
+                                  f"name; valid fields: {', '.join(_REQUIRED + _OPTIONAL)}")
         sample_id = self.string(record, "id") if "id" in record else None
         if sample_id is not None:
             if not _ID.fullmatch(sample_id):
@@ -233,9 +281,9 @@ class _RecordChecker:
             if value_kind == kind:
                 raise self.fail("owner_values", f"holds the sample's own kind {kind!r}; it lists "
                                                 "the owner's other values")
-            if not isinstance(value, str) or not value.strip():
+            if not isinstance(value, str) or not value.strip() or not _is_unicode(value):
                 raise self.fail("owner_values", f"value of {value_kind!r} is {value!r:.40}, "
-                                                "expected a non-empty string")
+                                                "expected a non-empty string of Unicode text")
         return dict(values)
 
     def probes(self, probes: object, direct_prompt: str, secret: str) -> tuple[Probe, ...]:
@@ -315,28 +363,108 @@ def _unique(samples: list[Sample], places: list[tuple[str, str]]) -> list[Sample
     return samples
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a case file: at most `MAX_FILE_BYTES`, and text (no NUL byte)."""
+    where = _where(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CaseFileError(where, f"cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CaseFileError(where, f"is larger than {MAX_FILE_BYTES // 2**20} MiB, the limit for "
+                                   "one case file; split it into several files")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise CaseFileError(f"{where}:{_line_at(data, nul)}", "holds a NUL byte, so it is a "
+                                                               "binary file; expected UTF-8 text")
+    return data
+
+
+def _read_text(path: Path) -> str:
+    """The text of a JSON-lines or YAML case file, which is UTF-8."""
+    data = _read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CaseFileError(f"{_where(path)}:{_line_at(data, error.start)}",
+                            f"byte 0x{data[error.start]:02x} is not UTF-8; save the file as "
+                            "UTF-8 text") from None
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def load_jsonl(path: Path | str) -> list[Sample]:
     """All samples of a JSON-lines case file."""
     where = _where(path)
     samples, places = [], []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as error:
-                raise CaseFileError(f"{where}:{number}", f"invalid JSON: {error.msg} (column "
-                                                         f"{error.colno})") from None
-            samples.append(parse_record(record, f"{where}:{number}", f"#{len(samples) + 1}"))
-            places.append((f"{where}:{number}", f"line {number}"))
+    text = _read_text(Path(path)).replace("\r\n", "\n").replace("\r", "\n")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        at = f"{where}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CaseFileError(at, f"invalid JSON: {error.msg} (column {error.colno})") from None
+        except RecursionError:
+            raise CaseFileError(at, _TOO_DEEP, record=f"#{len(samples) + 1}") from None
+        except ValueError as error:  # an integer past Python's digit limit for conversions
+            raise CaseFileError(at, f"invalid JSON: {error}") from None
+        samples.append(parse_record(record, at, f"#{len(samples) + 1}"))
+        places.append((at, f"line {number}"))
     return _unique(samples, places)
+
+
+class _PlainYamlLoader(yaml.SafeLoader):
+    """yaml.SafeLoader for case files: plain values nested at most `MAX_NESTING` levels in a
+    record, and every failure a yaml.YAMLError with the place it happened.
+
+    It refuses aliases (a few bytes of them expand into a huge or recursive structure) and
+    explicit tags (``!!binary``, ``!!set``, ``!!int ''``: values no record holds, whose
+    constructors fail with arbitrary errors); the composer recurses once per level.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.levels = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise self._refuse(f"found the alias *{event.anchor}; case files do not use "
+                               "aliases, write the value out", event)
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise self._refuse(f"found the explicit tag {event.tag!r}; case files use plain "
+                               "values (quote a string)", event)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self.levels > MAX_NESTING:  # the file's list of records, then a record's levels
+            raise self._refuse(f"a record {_TOO_DEEP}", event)
+        self.levels += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.levels -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as error:  # a date that is none (2024-13-01), a too long integer
+            raise yaml.constructor.ConstructorError(None, None, str(error),
+                                                    node.start_mark) from None
+
+    @staticmethod
+    def _refuse(problem: str, event: yaml.Event) -> yaml.YAMLError:
+        return yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
 def _load_yaml(path: Path) -> list[Sample]:
     where = _where(path)
     try:
-        records = yaml.safe_load(path.read_text(encoding="utf-8"))
+        records = yaml.load(_read_text(path), Loader=_PlainYamlLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -351,6 +479,7 @@ def _load_yaml(path: Path) -> list[Sample]:
 def _load_python(path: Path) -> list[Sample]:
     """Import a case module (it is the user's code: running it is the point) and read LEAK_CASES."""
     where = _where(path)
+    _read_bytes(path)  # Python reads the file again; its own errors name the line
     name = f"leakbench_case_file_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -398,8 +527,13 @@ def load_case_file(path: Path | str) -> list[Sample]:
 def user_case_files(directory: Path | str) -> list[Path]:
     """The user's case files directly in `directory`: all files but the forget and holdout sets,
     README*, and names starting with '.' or '_'."""
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError as error:
+        raise CaseFileError(_where(directory), f"cannot be listed: {error.strerror or error}; "
+                                               "expected a readable directory") from None
     return sorted(
-        path for path in Path(directory).iterdir()
+        path for path in entries
         if path.is_file() and path.name not in (FORGET_FILE, HOLDOUT_FILE)
         and not path.name.startswith((".", "_", "README"))
     )

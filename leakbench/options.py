@@ -13,12 +13,15 @@ import math
 import operator
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
+
+from leakbench.cases import FORGET_FILE, HOLDOUT_FILE
 
 ALGORITHM_DESCRIPTIONS = {
     "none": "no unlearning: the planted model, the baseline of every comparison",
@@ -77,6 +80,7 @@ _GATE_SHAPE = re.compile(
 
 DEFAULT_CACHE_DIR = Path("~/.cache/leakbench")
 CACHE_DIR_ENV = "LEAKBENCH_CACHE_DIR"
+ENGINE_CONFIG_MAX_BYTES = 1024 * 1024
 
 # Engine arguments LeakBench sets itself for every engine, from the variants it serves: a user value
 # would make the engine serve something other than what the run judges. Every other key of
@@ -232,8 +236,19 @@ def parse_temperature(value: object) -> float:
 
 def parse_endpoint(text: str) -> str:
     """An OpenAI-compatible server's base URL: http(s)://host[:port][/path], trailing / dropped."""
-    parts = urlsplit(text.strip())
-    if not (
+    if not _is_endpoint_url(text.strip()):
+        raise OptionError(
+            f"--endpoint: {text!r} is not a URL of the form http(s)://host[:port][/path]"
+        )
+    return text.strip().rstrip("/")
+
+
+def _is_endpoint_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
+        return False
+    return bool(
         parts.scheme in ("http", "https")
         and parts.hostname
         and _HOST.fullmatch(parts.hostname)
@@ -241,11 +256,7 @@ def parse_endpoint(text: str) -> str:
         and _has_valid_port(parts)
         and not parts.query
         and not parts.fragment
-    ):
-        raise OptionError(
-            f"--endpoint: {text!r} is not a URL of the form http(s)://host[:port][/path]"
-        )
-    return text.strip().rstrip("/")
+    )
 
 
 def _has_valid_port(parts: SplitResult) -> bool:
@@ -258,10 +269,55 @@ def _has_valid_port(parts: SplitResult) -> bool:
 def parse_cache_dir(value: object) -> Path:
     """The given directory, else $LEAKBENCH_CACHE_DIR, else ~/.cache/leakbench; made absolute."""
     chosen = value or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
-    path = Path(chosen).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise OptionError(f"--cache-dir: {str(path)!r} exists and is not a directory")
+    return parse_output_dir(cache_dir_option(value), chosen).absolute()
+
+
+def cache_dir_option(value: object) -> str:
+    """How the user chose the cache directory (`value` is --cache-dir's), for messages."""
+    return CACHE_DIR_ENV if not value and os.environ.get(CACHE_DIR_ENV) else "--cache-dir"
+
+
+def parse_output_dir(option: str, value: object) -> Path:
+    """A directory LeakBench writes into: it may not exist yet, but it may not be a file."""
+    path = _user_path(option, value)
+    try:
+        not_a_directory = path.exists() and not path.is_dir()
+    except OSError as err:  # e.g. a name too long for the file system
+        raise OptionError(f"{option}: {str(path)!r}: {err.strerror}") from None
+    if not_a_directory:
+        raise OptionError(f"{option}: {str(path)!r} exists and is not a directory")
     return path
+
+
+def check_writable(option: str, path: Path) -> None:
+    """Refuse directory `path` unless files can be created in it, or, while it does not exist,
+    in its nearest existing ancestor (where it would be made).
+
+    Tried, not read from permission bits: root ignores them, and a read-only mount shows only
+    when written to. The probe file is removed at once; nothing else is created.
+    """
+    try:
+        existing = path
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OptionError(f"{option}: {str(path)!r} cannot be made: {str(existing)!r} is "
+                              "not a directory; choose a writable directory")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".leakbench-write-check-"):
+            pass
+    except OSError as err:
+        where = "" if existing == path else f" (it would be made in {str(existing)!r})"
+        raise OptionError(f"{option}: {str(path)!r} is not writable{where}: "
+                          f"{err.strerror or err}; choose a writable directory") from None
+
+
+def _user_path(option: str, value: object) -> Path:
+    """`value` as a path with ~ expanded."""
+    try:
+        return Path(str(value)).expanduser()
+    except RuntimeError:  # ~name of no known user, or no home directory
+        raise OptionError(f"{option}: {str(value)!r}: cannot find the home directory its ~ "
+                          "names; write the path out") from None
 
 
 def parse_options(raw: Mapping[str, object]) -> RunOptions:
@@ -305,10 +361,17 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
 def parse_cases_dir(value: object) -> Path | None:
     if not value:
         return None
-    path = Path(str(value)).expanduser()
-    if not path.is_dir():
-        raise OptionError(f"--cases-dir: {path} is not a directory; give the directory that holds "
-                          "forget.jsonl, holdout.jsonl and your case files")
+    path = _user_path("--cases-dir", value)
+    expected = f"give the directory that holds {FORGET_FILE}, {HOLDOUT_FILE} and your case files"
+    try:
+        if not path.is_dir():
+            raise OptionError(f"--cases-dir: {path} is not a directory; {expected}")
+        missing = [name for name in (FORGET_FILE, HOLDOUT_FILE) if not (path / name).is_file()]
+    except OSError as err:  # e.g. a name too long for the file system
+        raise OptionError(f"--cases-dir: {str(path)!r}: {err.strerror}; {expected}") from None
+    if missing:
+        raise OptionError(f"--cases-dir: {path} lacks {' and '.join(missing)}; {expected} "
+                          "(copy the two from cases/)")
     return path
 
 
@@ -332,17 +395,36 @@ def parse_engine_arg(text: str) -> tuple[str, object]:
         parsed = json.loads(value)
     except ValueError:
         parsed = value
+    except RecursionError:
+        raise OptionError(f"--engine-arg: {key.strip()}: the value nests lists or objects too "
+                          "deeply to be an engine argument") from None
     return _engine_key(key, "--engine-arg"), parsed
 
 
 def load_engine_config(value: object) -> dict:
     """The [engine] table of a TOML file: vllm.EngineArgs keys and their values."""
-    path = Path(str(value)).expanduser()
+    path = _user_path("--engine-config", value)
     try:
-        data = tomllib.loads(path.read_text())
+        if path.exists() and not path.is_file():  # a directory, a device or pipe never ending
+            raise OptionError(f"--engine-config: {str(path)!r} is not a file; give a TOML file "
+                              "with an [engine] table")
+        with open(path, "rb") as file:
+            content = file.read(ENGINE_CONFIG_MAX_BYTES + 1)
     except OSError as err:
         raise OptionError(f"--engine-config: cannot read {str(path)!r}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
+    if len(content) > ENGINE_CONFIG_MAX_BYTES:
+        raise OptionError(f"--engine-config: {str(path)!r} is larger than "
+                          f"{ENGINE_CONFIG_MAX_BYTES // 1024} KiB; it holds an [engine] table of "
+                          "engine arguments")
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise OptionError(f"--engine-config: {str(path)!r} is not UTF-8 text; expected a TOML "
+                          "file") from None
+    except RecursionError:
+        raise OptionError(f"--engine-config: {str(path)!r} nests arrays or tables too deeply to "
+                          "hold engine arguments") from None
+    except ValueError as err:  # tomllib.TOMLDecodeError, or an integer past the digit limit
         raise OptionError(f"--engine-config: {str(path)!r} is not TOML: {err}") from None
     table = data.get("engine")
     if set(data) != {"engine"} or not isinstance(table, dict):
@@ -352,6 +434,9 @@ def load_engine_config(value: object) -> dict:
     for key, item in table.items():
         try:
             json.dumps(item)
+        except RecursionError:
+            raise OptionError(f"--engine-config: {key} in {str(path)!r} nests arrays or tables "
+                              "too deeply to be an engine argument") from None
         except TypeError:
             raise OptionError(f"--engine-config: {key} = {item!r} in {str(path)!r}: dates and "
                               "times are no engine argument values") from None

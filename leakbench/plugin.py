@@ -29,7 +29,10 @@ from leakbench.options import (
     METRIC_GROUPS,
     OptionError,
     RunOptions,
+    cache_dir_option,
+    check_writable,
     parse_options,
+    parse_output_dir,
 )
 from reports.files import write_reports
 from reports.manifest import build_manifest
@@ -158,6 +161,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
     except ModelUnavailable as err:
         raise pytest.UsageError(f"--model: {err}") from None
+    except OSError as err:  # a path the file system refuses to look at, e.g. a too long name
+        raise pytest.UsageError(f"--model: {config.getoption('model')!r}: {err.strerror}; give "
+                                "a known model, a Hugging Face id or a model directory") from None
+    except RuntimeError:  # Path.expanduser: ~name of no known user
+        raise pytest.UsageError(f"--model: {config.getoption('model')!r}: cannot find the home "
+                                "directory its ~ names; write the path out") from None
     config.stash[RUN_OPTIONS] = options
     config.stash[MODEL_SPEC] = spec
     if options.gates and config.option.maxfail:
@@ -190,10 +199,23 @@ def model_spec(pytestconfig: pytest.Config) -> ModelSpec:
 
 def _report_dir(config: pytest.Config) -> Path:
     given = config.getoption("report_dir")
-    directory = Path(given).expanduser() if given else config.rootpath / DEFAULT_REPORT_DIR
-    if directory.exists() and not directory.is_dir():
-        raise pytest.UsageError(f"--report-dir: {directory} exists and is not a directory")
-    return directory
+    try:
+        return parse_output_dir("--report-dir", given or config.rootpath / DEFAULT_REPORT_DIR)
+    except OptionError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def check_output_dirs(config: pytest.Config) -> None:
+    """Refuse a cache or report directory that cannot be written, before any stage runs and
+    without creating either. Only a run of the benchmark calls this (its conftest.py): the
+    harness's own tests write neither."""
+    try:
+        check_writable(cache_dir_option(config.getoption("cache_dir")),
+                       config.stash[RUN_OPTIONS].cache_dir)
+        if REPORT_DIR in config.stash:  # the controller: it alone writes the reports
+            check_writable("--report-dir", config.stash[REPORT_DIR])
+    except OptionError as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 class _RecordCollector:

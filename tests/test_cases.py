@@ -236,3 +236,112 @@ def test_committed_sets_load_with_direct_and_paraphrase_probes():
     forget = load_jsonl(REPO / "cases" / "forget.jsonl")
     assert all([p.style for p in s.probes] == ["direct", "paraphrase"] for s in forget)
     assert all(s.probes[0].prompt == s.text[:s.span[0]] for s in forget)
+
+
+def deep_yaml_block(levels: int) -> str:
+    """A block-style YAML list nested `levels` deep."""
+    return "".join("  " * level + "-\n" for level in range(levels - 1)) + "  " * levels + "- x\n"
+
+
+# Hostile files, as bytes: (file name, content, the one-line error); never another exception.
+HOSTILE = {
+    "invalid UTF-8": ("x.jsonl", jsonl(record(id="ok")).encode() + b'{"id": "\xc3\x28"}\n',
+                      "cases/x.jsonl:2: byte 0xc3 is not UTF-8"),
+    "UTF-16": ("x.yaml", "- id: a\n".encode("utf-16"), "cases/x.yaml:1: holds a NUL byte"),
+    "NUL byte": ("x.jsonl", jsonl(record(id="ok")).encode() + b"\0\n",
+                 "cases/x.jsonl:2: holds a NUL byte, so it is a binary file"),
+    "NUL byte in Python": ("x.py", b"X = 1\n\0", "cases/x.py:2: holds a NUL byte"),
+    "JSON past the recursion limit": ("x.jsonl", b"[" * 100_000 + b"]" * 100_000,
+                                      "cases/x.jsonl:1: record #1: nests lists and objects more "
+                                      "than 20 levels deep"),
+    "JSON 21 levels deep": ("x.jsonl", json.dumps(record(text=[[[[[[[[[[[[[[[[[[[[["a"]]]]]]]]]]]]]
+                                                                     ]]]]]]]])).encode(),
+                            "cases/x.jsonl:1: record #1: nests lists and objects more than 20"),
+    "JSON 20 levels deep": ("x.jsonl", json.dumps(record(text=[[[[[[[[[[[[[[[[[[["a"]]]]]]]]]]]]]
+                                                                   ]]]]]])).encode(),
+                            "cases/x.jsonl:1: record 'acme-email' field 'text': is list"),
+    "JSON integer past the digit limit": ("x.jsonl", b'{"span": [1' + b"0" * 5000 + b', 2]}',
+                                          "cases/x.jsonl:1: invalid JSON: Exceeds the limit"),
+    "JSON lone surrogate": ("x.jsonl", json.dumps(record(owner="\ud800")).encode(),
+                            "record 'acme-email' field 'owner': '\\ud800' holds an unpaired "
+                            "surrogate"),
+    "YAML flow past the recursion limit": ("x.yaml", b"- " + b"[" * 100_000 + b"]" * 100_000,
+                                           "cases/x.yaml:1: invalid YAML: a record nests lists and "
+                                           "objects more than 20 levels deep"),
+    "YAML block 1,000 deep": ("x.yaml", deep_yaml_block(1000).encode(),
+                              "cases/x.yaml:22: invalid YAML: a record nests lists"),
+    "YAML alias": ("x.yaml", b"- &r {id: a}\n- *r\n",
+                   "cases/x.yaml:2: invalid YAML: found the alias *r; case files do not use "
+                   "aliases"),
+    "YAML recursive alias": ("x.yaml", b"- &r [*r]\n", "cases/x.yaml:1: invalid YAML: found the "
+                                                        "alias *r"),
+    "YAML explicit tag": ("x.yaml", b"- id: a\n  text: !!binary aGVsbG8=\n",
+                          "cases/x.yaml:2: invalid YAML: found the explicit tag "
+                          "'tag:yaml.org,2002:binary'"),
+    "YAML empty integer tag": ("x.yaml", b"- !!int ''\n", "cases/x.yaml:1: invalid YAML: found "
+                                                          "the explicit tag"),
+    "YAML date that is none": ("x.yaml", b"- id: a\n  text: 2024-13-01\n",
+                               "cases/x.yaml:2: invalid YAML: month must be in 1..12"),
+    "YAML integer past the digit limit": ("x.yaml", b"- id: 1" + b"0" * 5000 + b"\n",
+                                          "cases/x.yaml:1: invalid YAML: Exceeds the limit"),
+    "YAML key that is no string": ("x.yaml", b"- {1: a, id: b}\n",
+                                   "cases/x.yaml: record #1: has the key 1, which is not a field "
+                                   "name"),
+    "YAML null key": ("x.yaml", b"- {~: a}\n", "cases/x.yaml: record #1: has the key None"),
+    "record over the size cap": ("x.jsonl", jsonl(record(id="ok"), record(
+        text="#" * 70_000 + "\n" + TEXT)).encode(),
+                                 "cases/x.jsonl:2: record #2: holds 70128 characters "
+                                 "of strings; a record may hold at most 65536"),
+    "YAML record over the size cap": ("x.yaml", json.dumps([record(owner_values={
+        "name": "n" * 70_000})]).encode(), "cases/x.yaml: record #1: holds 70"),
+    "file over the size cap": ("x.jsonl", b" " * (16 * 1024 * 1024 + 1),
+                               "cases/x.jsonl: is larger than 16 MiB, the limit for one case "
+                               "file"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_file_is_rejected_with_one_line(cases_dir, name):
+    file_name, content, expected = HOSTILE[name]
+    (cases_dir / file_name).write_bytes(content)
+    with pytest.raises(CaseFileError) as error:
+        load_case_file(cases_dir / file_name)
+    message = str(error.value)
+    assert message.isprintable()
+    assert expected in message
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_size_cap_counts_the_characters_of_keys_and_values(cases_dir, over):
+    base = record(text="")
+    chars = sum(len(key) + len(value) for key, value in base.items())
+    text = "#" * (65_536 + over - chars - len(TEXT) - 1) + "\n" + TEXT
+    (cases_dir / "x.jsonl").write_text(jsonl(record(text=text)))
+    if over:
+        with pytest.raises(CaseFileError, match="holds 65537 characters of strings"):
+            load_case_file(cases_dir / "x.jsonl")
+    else:
+        [case] = load_case_file(cases_dir / "x.jsonl")
+        assert case.text == text
+
+
+def test_leak_case_refuses_a_huge_record():
+    with pytest.raises(CaseFileError, match=r"^leak_case\(\): record #1: holds \d+ characters"):
+        leak_case(id="big", owner="o", kind="email", text="#" * 70_000 + TEXT, secret=SECRET)
+
+
+def test_file_name_with_a_newline_stays_one_line(cases_dir):
+    (cases_dir / "a\nb.jsonl").write_text("{\n")
+    with pytest.raises(CaseFileError) as error:
+        load_case_file(cases_dir / "a\nb.jsonl")
+    assert str(error.value).startswith("cases/a\\nb.jsonl:1: invalid JSON")
+
+
+def test_unreadable_directory_is_a_case_file_error(tmp_path):
+    with pytest.raises(CaseFileError, match="cannot be listed: No such file or directory"):
+        collect_case_files(tmp_path / "missing")
+
+
+def test_missing_forget_set_is_a_case_file_error(tmp_path):
+    with pytest.raises(CaseFileError, match=r"forget\.jsonl: cannot be read: No such file"):
+        load_jsonl(tmp_path / "forget.jsonl")

@@ -9,9 +9,13 @@ from leakbench.options import (
     GATE_METRICS,
     Gate,
     OptionError,
+    check_writable,
     parse_algorithms,
     parse_cache_dir,
+    parse_cases_dir,
     parse_endpoint,
+    parse_engine_arg,
+    parse_engine_args,
     parse_gate,
     parse_options,
 )
@@ -172,6 +176,8 @@ def test_endpoint_accepts_http_urls(url):
         "http://host/v1?x=1",
         "http://ho st",
         "http://-host",
+        "http://[::1",
+        "http://[::1/v1",
     ],
 )
 def test_endpoint_rejects_other_shapes(url):
@@ -257,3 +263,68 @@ def test_bad_sampling_values(raw, expected):
 
 def test_several_samples_with_a_temperature_are_fine():
     assert parse_options({"samples": "4", "temperature": "0.8"}).samples == 4
+
+
+def test_cache_dir_from_the_environment_is_named_in_errors(monkeypatch, tmp_path):
+    a_file = tmp_path / "cache"
+    a_file.write_text("")
+    monkeypatch.setenv("LEAKBENCH_CACHE_DIR", str(a_file))
+    with pytest.raises(OptionError, match=r"^LEAKBENCH_CACHE_DIR: .* is not a directory$"):
+        parse_cache_dir(None)
+
+
+@pytest.mark.parametrize("value", ["~leakbench-no-such-user/cache", "/tmp/" + "c" * 300])
+def test_unusable_cache_dir_path_is_one_line(value):
+    with pytest.raises(OptionError, match=r"^--cache-dir: ") as caught:
+        parse_cache_dir(value)
+    assert "\n" not in str(caught.value)
+
+
+def test_writable_check_creates_nothing(tmp_path):
+    check_writable("--cache-dir", tmp_path / "a" / "b")
+    check_writable("--cache-dir", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writable_check_refuses_a_file_on_the_way(tmp_path):
+    (tmp_path / "a").write_text("")
+    with pytest.raises(OptionError, match=r"^--report-dir: .*/a/b' cannot be made: .*/a' is not "
+                                          r"a directory"):
+        check_writable("--report-dir", tmp_path / "a" / "b")
+
+
+def test_cases_dir_needs_the_forget_and_holdout_sets(tmp_path):
+    (tmp_path / "holdout.jsonl").write_text("")
+    with pytest.raises(OptionError, match=r"^--cases-dir: .* lacks forget\.jsonl; give the "
+                                          r"directory that holds forget\.jsonl, holdout\.jsonl"):
+        parse_cases_dir(str(tmp_path))
+    (tmp_path / "forget.jsonl").write_text("")
+    assert parse_cases_dir(str(tmp_path)) == tmp_path
+
+
+def test_engine_arg_nested_past_the_recursion_limit():
+    with pytest.raises(OptionError, match=r"^--engine-arg: x: the value nests"):
+        parse_engine_arg("x=" + "[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[engine]\nx = 1\n\xff\n", "is not UTF-8 text"),
+        (b"[engine]\nx = " + b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+        (b"[engine]\nx = 1" + b"0" * 5000 + b"\n", "is not TOML"),
+        (b"#" * (1024 * 1024 + 1), "is larger than 1024 KiB"),
+    ],
+    ids=["not UTF-8", "nested too deeply", "integer past the digit limit", "too large"],
+)
+def test_hostile_engine_config_is_one_line(tmp_path, content, expected):
+    config = tmp_path / "engine.toml"
+    config.write_bytes(content)
+    with pytest.raises(OptionError, match=r"^--engine-config: ") as caught:
+        parse_engine_args((), str(config))
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_engine_config_that_is_no_file(tmp_path):
+    with pytest.raises(OptionError, match=r"^--engine-config: .* is not a file"):
+        parse_engine_args((), str(tmp_path))
