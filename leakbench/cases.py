@@ -16,7 +16,7 @@ plain values (no aliases, which can expand a few bytes into a huge or recursive 
 explicit tags, whose constructors fail with arbitrary errors).
 
 Token boundaries: a small byte-level BPE model answers garbage when a prompt ends in the middle of
-a token it always saw merged with what followed (DESIGN.md, "Prompt boundaries"). With a GPT-2
+a token it always saw merged with what followed (docs/DESIGN.md, "Prompt boundaries"). With a GPT-2
 style pre-tokenizer, punctuation is split from a following letter or digit, while a space or
 newline is merged into the next word and ``'`` into a following contraction (``'s``, ``'t``,
 ``'re``, ``'ve``, ``'m``, ``'ll``, ``'d``). So every probe prompt must end on punctuation other
