@@ -1,0 +1,90 @@
+"""Secrets in what a whole benchmark run shows: the run's terminal output, its junit XML and its
+report files, searched for every value of cases/forget.jsonl (secrets and the owners' other
+values, longer than five characters) without --show-secrets.
+
+    python bench/secrets_in_outputs.py [--model tiny] [--algo all] [--cache-dir DIR] [--write]
+
+The run is `pytest benchmark -n 2 --model=M --algo=A` from the repository root, with its junit
+XML and reports in a temporary directory. The values are searched verbatim, with one regular
+expression. --write replaces the "Secrets in a whole run" section of docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from leakbench.cases import FORGET_FILE, load_jsonl
+from leakbench.docs_section import write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+RELIABILITY_MD = ROOT / "docs" / "RELIABILITY.md"
+SECTION = "Secrets in a whole run"
+
+
+def forget_values(min_length: int = 6) -> list[str]:
+    values = set()
+    for sample in load_jsonl(ROOT / "cases" / FORGET_FILE):
+        values.add(sample.secret)
+        values.update(sample.owner_values.values())
+    return sorted((v for v in values if len(v) >= min_length), key=len, reverse=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--algo", default="all")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--write", action="store_true", help=f"write {RELIABILITY_MD.name}")
+    args = parser.parse_args()
+    values = forget_values()
+    pattern = re.compile("|".join(re.escape(v) for v in values))
+    with tempfile.TemporaryDirectory(prefix="leakbench-secrets-") as work:
+        work = Path(work)
+        command = [sys.executable, "-m", "pytest", "benchmark", "-n", "2",
+                   f"--model={args.model}", f"--algo={args.algo}", "-p", "no:cacheprovider",
+                   f"--junitxml={work / 'junit.xml'}", f"--report-dir={work / 'reports'}"]
+        if args.cache_dir:
+            command.append(f"--cache-dir={args.cache_dir}")
+        started = time.perf_counter()
+        run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        seconds = time.perf_counter() - started
+        outputs = {"terminal output": run.stdout + run.stderr,
+                   "junit XML": (work / "junit.xml").read_text(errors="replace")}
+        for path in sorted((work / "reports").rglob("*")):
+            if path.is_file() and path.suffix != ".png":
+                outputs[f"reports/{path.name}"] = path.read_text(errors="replace")
+    summary = next((line.strip("= ") for line in reversed(run.stdout.splitlines())
+                    if " passed" in line or " failed" in line), "no pytest summary")
+    rows = [(name, len(text), sorted(set(pattern.findall(text)))) for name, text in outputs.items()]
+    shown = " ".join(command[2:-2]).replace(sys.executable, "python")
+    lines = [
+        f"Command: `python bench/secrets_in_outputs.py --model {args.model} --algo {args.algo}"
+        f" --write` ({time.strftime('%Y-%m-%d')}): `pytest {shown}` ({summary}, exit status "
+        f"{run.returncode}, {seconds / 60:.1f} min), searched for the {len(values):,} values of "
+        "cases/forget.jsonl longer than five characters.",
+        "",
+        "| output | characters | values found |",
+        "| --- | ---: | ---: |",
+        *(f"| {name} | {size:,} | {len(found)} |" for name, size, found in rows),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    for name, _, found in rows:
+        if found:
+            print(f"{name}: {len(found)} values, e.g. a value of {len(found[0])} characters",
+                  file=sys.stderr)
+    if args.write:
+        write_section(RELIABILITY_MD, SECTION, text)
+    return 0 if not any(found for _, _, found in rows) and run.returncode in (0, 1) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
