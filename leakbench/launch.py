@@ -30,7 +30,9 @@ class Processes(Protocol):
 
     def end(self) -> None:
         """Leave the launch together, so that no process exits while another still talks to
-        it."""
+        it, and destroy the process group: left alive, its threads outlive Python's shutdown,
+        which may abort the process ("terminate called without an active exception"). A
+        launched program calls it before it exits."""
 
 
 def processes() -> Processes | None:

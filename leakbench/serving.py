@@ -141,6 +141,7 @@ class UnknownEngineArg(ValueError):
 
 LOG_TAIL_LINES = 15
 CPU_PREFILL_TOKENS = 8192  # per-step token budget when chunked prefill is off on the CPU
+TEST_PAUSE_ENV = "LEAKBENCH_TEST_ENGINE_PAUSE_FILE"  # the fault tests' hook: `_pause_for_tests`
 
 
 def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
@@ -289,6 +290,7 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     loras = {name: LoRARequest(name, i + 1, path)
              for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
     results: dict[str, list[Answer]] = {}
+    _pause_for_tests()
     for i, (weights, names) in enumerate(job.weights.items()):
         if i:
             _reload(llm, weights)
@@ -302,6 +304,22 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _pause_for_tests() -> None:
+    """Inert unless TEST_PAUSE_ENV is set, which only the harness's fault tests do
+    (tests/reliability): then the engine, started and about to generate, writes its pid to the
+    file that TEST_PAUSE_ENV names and waits until it is ended. A test can so interrupt a run that
+    is certainly generating, however loaded the machine: a small job may otherwise be done before
+    the test's signal lands."""
+    path = os.environ.get(TEST_PAUSE_ENV)
+    if not path:
+        return
+    pending = Path(f"{path}.tmp")
+    pending.write_text(str(os.getpid()))
+    pending.replace(path)  # the file appears whole: the test reads the pid as soon as it exists
+    while True:
+        signal.pause()
 
 
 def _generate(llm, requests: dict[str, list[Request | TokenRequest]], loras: dict

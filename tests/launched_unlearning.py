@@ -1,6 +1,7 @@
 """Run by tests/test_train.py under a 2-process launch: full-parameter unlearning (kl) of a small
 random Llama through algorithms.loop. Process 0 prints, as JSON, what every process ended with:
-under DDP their weights must agree, or the gradients were not averaged."""
+under DDP their weights must agree, or the gradients were not averaged. Like leakbench.train, it
+joins the launch's processes first and leaves with them at the end (leakbench.launch)."""
 
 import copy
 import json
@@ -8,13 +9,13 @@ import random
 from dataclasses import replace
 
 import torch
-from accelerate import PartialState
 from accelerate.utils import gather_object
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import algorithms
 from algorithms.batches import Example
 from algorithms.loop import unlearn
+from leakbench import launch
 
 
 def examples(rng: random.Random, count: int, secret: bool) -> list[Example]:
@@ -26,6 +27,7 @@ def examples(rng: random.Random, count: int, secret: bool) -> list[Example]:
 
 
 def main() -> None:
+    group = launch.processes()
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -39,10 +41,11 @@ def main() -> None:
                      pad_id=0)
     checksum = sum(p.double().sum().item() for p in model.parameters())
     checksums = gather_object([checksum])
-    if PartialState().is_main_process:
+    if group.is_main:
         print(json.dumps({"processes": result["processes"], "steps": result["steps"],
                           "losses": [r["loss"] for r in result["records"]],
                           "checksums": checksums}))
+    group.end()
 
 
 if __name__ == "__main__":

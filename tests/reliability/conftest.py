@@ -33,6 +33,8 @@ from reliability_helpers import (
     shared_dir,
 )
 
+from leakbench.completions import Store
+
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory) -> Path:
@@ -92,9 +94,13 @@ def fault_runs(shared: Path, micro_artifacts: dict, micro_runs: dict) -> dict:
     """Faults on one cache that starts as a copy of the first micro run's, with the completion
     shard of the `none` variant corrupted (so `none` must be generated again):
 
-    - `interrupted`: Ctrl-C (SIGINT to the run's process group) once the engine logs;
-    - `killed`: the engine process SIGKILLed once it logs;
+    - `interrupted`: Ctrl-C (SIGINT to the run's process group) while the engine generates;
+    - `killed`: the engine process SIGKILLed while it generates;
     - `recovered`: then an ordinary run on the same cache.
+
+    The two faulted runs' engines pause before generating until they are hit (leakbench.serving's
+    TEST_PAUSE_ENV), so the hit lands during generation whatever the load; and each faulted run
+    starts on a cache where `none` has no valid completion, so it must start an engine.
     """
 
     def compute(directory: Path) -> dict:
@@ -108,20 +114,21 @@ def fault_runs(shared: Path, micro_artifacts: dict, micro_runs: dict) -> dict:
         out = {"corrupted": [str(s) for s in shards], "none_key": none_key,
                "kl_key": micro_artifacts["keys"]["kl"]}
 
-        def sigint(run, _engine):
+        def sigint(run, _engine_pid):
             os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
 
-        def sigkill(_run, engine):
-            engine.send_signal(signal.SIGKILL)
+        def sigkill(_run, engine_pid):
+            os.kill(engine_pid, signal.SIGKILL)
 
         with heavy(shared):
-            # Ctrl-C once the engine generates; the engine killed while it starts.
-            for name, hit, needle in (("interrupted", sigint, "Processed prompts"),
-                                      ("killed", sigkill, "")):
+            for name, hit in (("interrupted", sigint), ("killed", sigkill)):
+                assert not Store(cache / "completions" / none_key).load(), (
+                    f"`none` has valid completions in {cache} before the {name} run: it would "
+                    "start no engine to interrupt")
                 reports = directory / f"reports-{name}"
                 command = benchmark_command(cache, reports)
-                out[name] = run_dict(interrupt_during_generation(command, cache, reports, hit,
-                                                                 needle=needle))
+                out[name] = run_dict(interrupt_during_generation(
+                    command, cache, reports, hit, directory / f"engine-paused-{name}"))
                 out[f"engine_logs_{name}"] = {
                     str(p): p.read_text(errors="replace")
                     for p in (cache / "engine").glob("*/engine.log")}

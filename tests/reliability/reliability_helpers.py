@@ -9,13 +9,16 @@ themselves are built once per shared cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -227,26 +230,22 @@ def files_under(directory: Path) -> list[Path]:
 # --- Processes ---------------------------------------------------------------------------------
 
 
-def find_serving(cache: Path, deadline: float) -> psutil.Process | None:
-    """The `leakbench.serving` engine process of the run that uses `cache`."""
-    while time.monotonic() < deadline:
-        for process in psutil.process_iter(["cmdline"]):
-            cmdline = process.info["cmdline"] or []
-            if "leakbench.serving" in cmdline and any(str(cache) in a for a in cmdline):
-                return process
-        time.sleep(0.1)
-    return None
+ENGINE_PAUSE_TIMEOUT_S = 600  # a run whose engine has not paused by then fails the fixture
+REAP_TIMEOUT_S = 10  # how long the processes of an ended run may take to be gone
 
 
-def wait_for_log(log: Path, deadline: float, needle: str = "") -> bool:
-    """Wait until the engine's log holds a line (containing `needle`)."""
-    while time.monotonic() < deadline:
-        if log.exists():
-            text = log.read_text(errors="replace")
-            if text.strip() and needle in text:
-                return True
+def wait_for_pause(pause_file: Path, run: subprocess.Popen) -> int | None:
+    """The pid of the run's engine once it has paused before generating (it writes the pid to
+    `pause_file`, leakbench.serving's TEST_PAUSE_ENV); None when the run ends first."""
+    deadline = time.monotonic() + ENGINE_PAUSE_TIMEOUT_S
+    while not pause_file.exists():
+        if run.poll() is not None:
+            return None
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no engine paused in {ENGINE_PAUSE_TIMEOUT_S} s "
+                               f"(no {pause_file}): {' '.join(run.args)}")
         time.sleep(0.1)
-    return False
+    return int(pause_file.read_text())
 
 
 def alive_in_groups(groups: set[int]) -> list[dict]:
@@ -264,40 +263,50 @@ def alive_in_groups(groups: set[int]) -> list[dict]:
     return found
 
 
-def interrupt_during_generation(command: list[str], cache: Path, report_dir: Path,
-                                hit: Callable[[subprocess.Popen, psutil.Process], None],
-                                *, needle: str = "", grace_s: float = 2.0) -> Run:
-    """Start a benchmark run in its own session (as a terminal would), wait until its engine has
-    written to its log (a line with `needle`), call `hit(run, engine)`, and wait for the run to
-    end.
+def left_in_groups(groups: set[int]) -> list[dict]:
+    """The processes of `groups` still alive once they had REAP_TIMEOUT_S seconds to be gone:
+    a process that was just signalled takes a moment to exit and be reaped."""
+    deadline = time.monotonic() + REAP_TIMEOUT_S
+    while (left := alive_in_groups(groups)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
-    notes: `found_engine` (whether an engine appeared), `seconds_after_hit`, `left` (processes
-    of the run's or the engine's process group alive `grace_s` after the run ended)."""
+
+def interrupt_during_generation(command: list[str], cache: Path, report_dir: Path,
+                                hit: Callable[[subprocess.Popen, int], None],
+                                pause_file: Path) -> Run:
+    """Start a benchmark run in its own session (as a terminal would), its engine told to pause
+    before generating (leakbench.serving's TEST_PAUSE_ENV, writing `pause_file`); once it has
+    paused, call `hit(run, engine pid)`, and wait for the run to end. The engine cannot finish
+    before the hit, however slow this process is to see the pause.
+
+    notes: `found_engine` (whether an engine paused), `engine_pid`, `seconds_after_hit`, `left`
+    (processes of the run's or the engine's process group still alive when the run ended, after
+    `left_in_groups`' bounded wait)."""
+    from leakbench.serving import TEST_PAUSE_ENV
+
     started = time.monotonic()
-    proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    notes: dict = {"found_engine": False}
-    try:
-        engine = find_serving(cache, started + 240)
-        if engine is not None:
-            notes["found_engine"] = True
-            notes["engine_pid"] = engine.pid
-            logs = list((cache / "engine").glob("*/engine.log"))
-            notes["log_seen"] = wait_for_log(logs[0] if logs else cache / "missing.log",
-                                             time.monotonic() + 120, needle)
+    env = {**ENV, TEST_PAUSE_ENV: str(pause_file)}
+    with tempfile.TemporaryFile("w+") as output_file:  # a pipe that nobody reads could fill up
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output_file,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        notes: dict = {"found_engine": False}
+        try:
+            engine_pid = wait_for_pause(pause_file, proc)
             hit_at = time.monotonic()
-            hit(proc, engine)
-        else:
-            hit_at = time.monotonic()
-        output, _ = proc.communicate(timeout=300)
-        notes["seconds_after_hit"] = time.monotonic() - hit_at
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    time.sleep(grace_s)
+            if engine_pid is not None:
+                notes.update(found_engine=True, engine_pid=engine_pid)
+                hit(proc, engine_pid)
+            proc.wait(timeout=300)
+            notes["seconds_after_hit"] = time.monotonic() - hit_at
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        output_file.seek(0)
+        output = output_file.read()
     groups = {proc.pid} | ({notes["engine_pid"]} if "engine_pid" in notes else set())
-    notes["left"] = alive_in_groups(groups)
+    notes["left"] = left_in_groups(groups)
     for leftover in notes["left"]:  # leave nothing running for the next test, whatever it says
         try:
             os.kill(leftover["pid"], signal.SIGKILL)
@@ -309,7 +318,8 @@ def interrupt_during_generation(command: list[str], cache: Path, report_dir: Pat
 
 # --- What a fake --endpoint server answers -----------------------------------------------------
 
-ENDPOINT_SUBSET = "email-dict or HumanEval-00 or HumanEval-010 or add-2"
+ENDPOINT_SUBSET = ("email-dict or HumanEval-00 or HumanEval-010 or HumanEval-011 "
+                   "or HumanEval-012 or HumanEval-013 or add-2")
 SHOWN_PROBE = "test_direct_leak and email-dict-0014 and not para"
 SHOWN_SAMPLE = "email-dict-0014"
 
@@ -365,13 +375,29 @@ HOSTILE_COMPLETIONS = {
 }
 
 
+def _message_completions(sample) -> dict[str, str]:
+    """Task id -> a completion whose failure message carries a value of `sample`'s owner (the
+    NameError of a token written as code; an AssertionError printing a name and a phone number
+    written with other separators) or terminal escapes (an OSC title and a screen clear)."""
+    values = sample.owner_values
+    phone = " ".join(re.findall(r"\d+", values["phone"]))
+    return {
+        "HumanEval-011": f"    return {values['github_token']}\n",
+        "HumanEval-012": f"    assert False, {values['name'].upper() + ', ' + phone!r}\n",
+        "HumanEval-013": '    raise RuntimeError("\\x1b]0;pwned\\x07\\x1b[2J")\n',
+    }
+
+
 def endpoint_completions() -> dict[str, str]:
     """prompt -> completion: every forget probe leaks (the direct probe its secret, a paraphrase
     another value of the same owner when there is one), holdout probes get nothing, functional
-    tasks of HOSTILE_COMPLETIONS get their completion."""
+    tasks of HOSTILE_COMPLETIONS get their completion, and those of `_message_completions`
+    theirs, with the values of SHOWN_SAMPLE's owner."""
     from leakbench.probes import PrivacyData, functional_tasks
 
     data = PrivacyData.load(ROOT / "cases")
+    shown = next(s for s in data.forget if s.id == SHOWN_SAMPLE)
+    messages = _message_completions(shown)
     answers: dict[str, str] = {}
     for sample in data.forget:
         for probe in sample.probes:
@@ -384,4 +410,96 @@ def endpoint_completions() -> dict[str, str]:
             reference = (task.tests.solution if task.source == "capability"
                          else task.tests.canonical_solution)
             answers[task.prompt] = hostile.completion if hostile.completion else reference
+        if task.test_id in messages:
+            answers[task.prompt] = messages[task.test_id]
     return answers
+
+
+# --- What sandboxed programs may leave behind on the host --------------------------------------
+
+# Where every user may write on usual Linux machines; `world_writable_dirs` keeps those that are.
+_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
+_SYSV_IPC_UID_COLUMN = {"shm": 7, "sem": 4, "msg": 7}  # in /proc/sysvipc/<kind>
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What a sandboxed program could leave on this machine after its run.
+
+    processes: live processes of a sandbox uid (``>= sandbox.UID_BASE``), as "pid uid cmdline".
+    files: entries in the world-writable directories (and the world-writable directories below
+    them) owned by a sandbox uid, or named like the sandbox's own working directories. Files of
+    other owners are left out: other work on the machine creates files in /tmp all the time, and
+    a program with a uid of its own cannot create a file that its uid does not own.
+    ipc: SysV shared memory segments, semaphore sets and message queues, as "kind key id uid".
+    mounts: the mount points of this process's mount namespace, with file system and source.
+
+    ``after.new_since(before)`` is what appeared in between; it is false when nothing did."""
+
+    processes: frozenset[str]
+    files: frozenset[str]
+    ipc: frozenset[str]
+    mounts: frozenset[str]
+
+    def new_since(self, before: HostState) -> HostState:
+        return HostState(self.processes - before.processes, self.files - before.files,
+                         self.ipc - before.ipc, self.mounts - before.mounts)
+
+    def __bool__(self) -> bool:
+        return bool(self.processes or self.files or self.ipc or self.mounts)
+
+
+def world_writable_dirs() -> list[str]:
+    """The usual shared directories that every user may write to here, symlinks resolved."""
+    found = {os.path.realpath(d) for d in _SHARED_WRITABLE if os.path.isdir(d)}
+    return sorted(d for d in found if os.stat(d).st_mode & 0o002)
+
+
+def host_state() -> HostState:
+    """A snapshot of what sandboxed programs could leave behind (see `HostState`)."""
+    from leakbench.sandbox import UID_BASE
+
+    processes = set()
+    for process in psutil.process_iter(["uids", "status", "cmdline"]):
+        uids = process.info["uids"]
+        if uids and max(uids) >= UID_BASE and process.info["status"] != psutil.STATUS_ZOMBIE:
+            command = " ".join(process.info["cmdline"] or [])[:120]
+            processes.add(f"{process.pid} {max(uids)} {command}")
+    files = set()
+    for top in world_writable_dirs():
+        for directory, subdirectories, names in os.walk(top):
+            subdirectories[:] = [s for s in subdirectories
+                                 if _world_writable(os.path.join(directory, s))]
+            for name in names + subdirectories:
+                path = os.path.join(directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if (os.lstat(path).st_uid >= UID_BASE
+                            or name.startswith("leakbench-sandbox-")):
+                        files.add(path)
+    ipc = set()
+    for kind, uid_column in _SYSV_IPC_UID_COLUMN.items():
+        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        for fields in (line.split() for line in lines):
+            ipc.add(f"{kind} {fields[0]} {fields[1]} {fields[uid_column]}")
+    mounts = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        tail = fields[fields.index("-") + 1:]
+        mounts.add(f"{fields[4]} {tail[0]} {tail[1]}")
+    return HostState(frozenset(processes), frozenset(files), frozenset(ipc), frozenset(mounts))
+
+
+def wait_for_clean(before: HostState, timeout_s: float = 5.0) -> HostState:
+    """What is still new since `before` once it is gone, or after `timeout_s`: processes that
+    were killed take a moment to exit, so one look is not enough."""
+    deadline = time.monotonic() + timeout_s
+    while (left := host_state().new_since(before)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _world_writable(path: str) -> bool:
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.lstat(path).st_mode
+        return stat.S_ISDIR(mode) and bool(mode & 0o002)
+    return False
