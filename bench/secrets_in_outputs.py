@@ -47,11 +47,12 @@ def main() -> int:
     pattern = re.compile("|".join(re.escape(v) for v in values))
     with tempfile.TemporaryDirectory(prefix="leakbench-secrets-") as work:
         work = Path(work)
-        command = [sys.executable, "-m", "pytest", "benchmark", "-n", "2",
-                   f"--model={args.model}", f"--algo={args.algo}", "-p", "no:cacheprovider",
-                   f"--junitxml={work / 'junit.xml'}", f"--report-dir={work / 'reports'}"]
+        run_args = ["benchmark", "-n", "2", f"--model={args.model}", f"--algo={args.algo}",
+                    "-p", "no:cacheprovider"]
         if args.cache_dir:
-            command.append(f"--cache-dir={args.cache_dir}")
+            run_args.append(f"--cache-dir={args.cache_dir}")
+        command = [sys.executable, "-m", "pytest", *run_args,
+                   f"--junitxml={work / 'junit.xml'}", f"--report-dir={work / 'reports'}"]
         started = time.perf_counter()
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
@@ -64,12 +65,11 @@ def main() -> int:
     summary = next((line.strip("= ") for line in reversed(run.stdout.splitlines())
                     if " passed" in line or " failed" in line), "no pytest summary")
     rows = [(name, len(text), sorted(set(pattern.findall(text)))) for name, text in outputs.items()]
-    shown = " ".join(command[2:-2]).replace(sys.executable, "python")
     lines = [
         f"Command: `python bench/secrets_in_outputs.py --model {args.model} --algo {args.algo}"
-        f" --write` ({time.strftime('%Y-%m-%d')}): `pytest {shown}` ({summary}, exit status "
-        f"{run.returncode}, {seconds / 60:.1f} min), searched for the {len(values):,} values of "
-        "cases/forget.jsonl longer than five characters.",
+        f" --write` ({time.strftime('%Y-%m-%d')}): `pytest {' '.join(run_args)}` ({summary}, "
+        f"exit status {run.returncode}, {seconds / 60:.1f} min), searched for the "
+        f"{len(values):,} values of cases/forget.jsonl longer than five characters.",
         "",
         "| output | characters | values found |",
         "| --- | ---: | ---: |",
