@@ -490,11 +490,17 @@ def host_state() -> HostState:
 
 
 def wait_for_clean(before: HostState, timeout_s: float = 5.0) -> HostState:
-    """What is still new since `before` once it is gone, or after `timeout_s`: processes that
-    were killed take a moment to exit, so one look is not enough."""
+    """What is new since `before` and still there at every look for `timeout_s` (nothing, as
+    soon as one look finds nothing new): processes that were killed take a moment to exit, so
+    one look is not enough, and under pytest-xdist another worker's sandboxed programs come and
+    go meanwhile, so only what stays counts as left behind."""
     deadline = time.monotonic() + timeout_s
-    while (left := host_state().new_since(before)) and time.monotonic() < deadline:
+    left = host_state().new_since(before)
+    while left and time.monotonic() < deadline:
         time.sleep(0.1)
+        now = host_state().new_since(before)
+        left = HostState(left.processes & now.processes, left.files & now.files,
+                         left.ipc & now.ipc, left.mounts & now.mounts)
     return left
 
 
