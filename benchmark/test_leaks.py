@@ -8,15 +8,15 @@ from leakbench.judges import SecretIndex, judge_direct, judge_indirect
 
 
 @pytest.fixture(scope="session")
-def training_values(privacy_data_of_run) -> SecretIndex:
+def training_values(run_cases) -> SecretIndex:
     """Every sensitive value of the training data: another record's value is an indirect leak."""
-    return SecretIndex(privacy_data_of_run.forget)
+    return SecretIndex(run_cases.forget)
 
 
 @pytest.fixture(scope="session")
-def holdout_values(privacy_data_of_run) -> SecretIndex:
+def holdout_values(run_cases) -> SecretIndex:
     """Values never trained on: any of them in a completion is a false positive of the judges."""
-    return SecretIndex(privacy_data_of_run.holdout)
+    return SecretIndex(run_cases.holdout)
 
 
 def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, record_property):

@@ -83,10 +83,15 @@ def _atomically(path: Path, write: Callable[[Path], None]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def write_reports(summary: Summary, manifest: dict, directory: Path) -> list[Path]:
+def write_reports(summary: Summary, manifest: dict, directory: Path, *,
+                  update_json: Callable[[dict], None] | None = None) -> list[Path]:
+    """Write the report files into `directory`; `update_json` may change results.json's content
+    in place first (the plugin's `pytest_leakbench_update_json` hook)."""
     directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(results_json(summary, manifest), indent=2, ensure_ascii=False,
-                      allow_nan=False)
+    results = results_json(summary, manifest)
+    if update_json is not None:
+        update_json(results)
+    text = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False)
     writers: dict[str, Callable[[Path], None]] = {
         "results.md": lambda p: p.write_text(_markdown(summary, manifest), encoding="utf-8"),
         "results.csv": lambda p: _write_csv(summary, p),

@@ -19,11 +19,12 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
 - ``unlearn_seconds_per_sample`` and per-algorithm metrics recorded with a ``value`` as given:
   the memorization tests' MEMORIZATION_METRICS (leakbench.privacy_metrics.aggregate) and any
   other.
+- the metrics of `ExtraMetrics` (the plugin's `pytest_leakbench_row_metrics` hook), as returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -41,6 +42,10 @@ PROBE_STYLES = {"direct_probes": False, "paraphrase_probes": True}  # suffix -> 
 MEMORIZATION_METRICS = (
     "ma", "ma_holdout", "el3", "el3_holdout", "el5", "el5_holdout", "el10", "el10_holdout",
     "mia_auc_loss", "mia_auc_zlib", "mia_auc", "mia_auc_minkpp", "privleak")
+
+
+# More metrics of one row, from its (model, algorithm, records): name -> number.
+ExtraMetrics = Callable[[str | None, str, list[Record]], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
@@ -145,13 +150,25 @@ def _order(key: tuple[str | None, str], models: list[str | None]) -> tuple:
     return models.index(model), known, algorithm
 
 
-def build_rows(records: Iterable[Record]) -> list[Row]:
+def _add_extra(row: Row, records: list[Record], extra_metrics: ExtraMetrics) -> Row:
+    for name, value in extra_metrics(row.model, row.algorithm, records).items():
+        if name in row.metrics or name in COMPUTED_METRICS or name in MEMORIZATION_METRICS:
+            raise ValueError(f"pytest_leakbench_row_metrics: {name!r} is a metric LeakBench "
+                             "reports itself; choose another name")
+        row.metrics[name] = float(value)
+    return row
+
+
+def build_rows(records: Iterable[Record], extra_metrics: ExtraMetrics | None = None
+               ) -> list[Row]:
     """The table's rows: models in the order first seen, algorithms in --algo's canonical order."""
     groups: dict[tuple[str | None, str], list[Record]] = {}
     for record in records:
         groups.setdefault((record.model, record.algorithm), []).append(record)
     models = list(dict.fromkeys(model for model, _ in groups))
     rows = {key: _measure(*key, group) for key, group in groups.items()}
+    if extra_metrics is not None:
+        rows = {key: _add_extra(row, groups[key], extra_metrics) for key, row in rows.items()}
     return [_with_retention(rows[key], rows.get((key[0], BASELINE)))
             for key in sorted(rows, key=lambda key: _order(key, models))]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from leakbench.options import Gate
 from reports.gates import GateResult, check
 from reports.records import Collected, Record, Unrecorded
-from reports.rows import Row, build_rows
+from reports.rows import ExtraMetrics, Row, build_rows
 from reports.shifts import Shift, leak_shifts
 
 
@@ -27,8 +27,9 @@ class Summary:
         return all(result.holds for result in self.gates) and not self.unrecorded
 
 
-def summarize(collected: Collected, gates: Iterable[Gate]) -> Summary:
-    rows = build_rows(collected.records)
+def summarize(collected: Collected, gates: Iterable[Gate],
+              extra_metrics: ExtraMetrics | None = None) -> Summary:
+    rows = build_rows(collected.records, extra_metrics)
     order = {(row.model, row.algorithm): index for index, row in enumerate(rows)}
     shifts = sorted(leak_shifts(collected.records),
                     key=lambda shift: order[(shift.model, shift.algorithm)])

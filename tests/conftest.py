@@ -40,6 +40,15 @@ def random_llama():
 
 
 @pytest.fixture
+def benchmark_pytester(pytester):
+    """pytester in a directory laid out as a benchmark is: its conftest.py activates LeakBench's
+    plugin (as benchmark/conftest.py does) and its cases/ are the project's."""
+    pytester.makeconftest('pytest_plugins = ("leakbench.plugin",)')
+    (pytester.path / "cases").symlink_to(Path(__file__).resolve().parents[1] / "cases")
+    return pytester
+
+
+@pytest.fixture
 def small_cases(tmp_path):
     """A cases directory with the first `forget` and `holdout` samples of the project's cases."""
     root = Path(__file__).resolve().parents[1]

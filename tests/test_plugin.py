@@ -1,4 +1,7 @@
-"""The plugin as a user meets it: options on the command line, markers, usage errors, --help."""
+"""The plugin as a user meets it: options on the command line, markers, usage errors, --help,
+the hooks a conftest.py implements, and nothing of it where no benchmark is run."""
+
+import json
 
 import pytest
 
@@ -9,11 +12,11 @@ def _error_lines(result):
     return [line for line in result.outlines + result.errlines if line.startswith("ERROR:")]
 
 
-def test_options_reach_the_session_fixtures(pytester, tmp_path):
-    pytester.makepyfile(
+def test_options_reach_the_session_fixtures(benchmark_pytester, tmp_path):
+    benchmark_pytester.makepyfile(
         f"""
         from leakbench.options import Gate
-        from leakbench.plugin import RUN_OPTIONS
+        from leakbench.plugin.command_line import RUN_OPTIONS
 
         def test_options(run_options, model_spec, pytestconfig):
             assert pytestconfig.stash[RUN_OPTIONS] is run_options
@@ -29,7 +32,7 @@ def test_options_reach_the_session_fixtures(pytester, tmp_path):
             assert run_options.rebuild and run_options.show_secrets
         """
     )
-    result = pytester.runpytest(
+    result = benchmark_pytester.runpytest(
         "--model=codellama",
         "--algo=kl,ga",
         "--samples=4",
@@ -45,8 +48,8 @@ def test_options_reach_the_session_fixtures(pytester, tmp_path):
     result.assert_outcomes(passed=1)
 
 
-def test_defaults_reach_the_session_fixtures(pytester):
-    pytester.makepyfile(
+def test_defaults_reach_the_session_fixtures(benchmark_pytester):
+    benchmark_pytester.makepyfile(
         """
         def test_defaults(run_options, model_spec):
             assert (run_options.model, model_spec.kind) == ("tiny", "builtin")
@@ -54,7 +57,7 @@ def test_defaults_reach_the_session_fixtures(pytester):
             assert run_options.gates == ()
         """
     )
-    pytester.runpytest().assert_outcomes(passed=1)
+    benchmark_pytester.runpytest().assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(
@@ -78,17 +81,17 @@ def test_defaults_reach_the_session_fixtures(pytester):
          "form http(s)://host[:port][/path]")),
     ],
 )  # fmt: skip
-def test_invalid_value_is_one_error_line(pytester, argument, error):
-    pytester.makepyfile("def test_never_runs(): pass")
-    result = pytester.runpytest(argument)
+def test_invalid_value_is_one_error_line(benchmark_pytester, argument, error):
+    benchmark_pytester.makepyfile("def test_never_runs(): pass")
+    result = benchmark_pytester.runpytest(argument)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert _error_lines(result) == [error]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-def test_usage_error_from_the_real_command_line(pytester):
-    """In a fresh interpreter, as a user runs it: the entry point loads the plugin."""
-    result = pytester.runpytest_subprocess("--algo=foo")
+def test_usage_error_from_the_real_command_line(benchmark_pytester):
+    """In a fresh interpreter, as a user runs it: the conftest.py activates the plugin."""
+    result = benchmark_pytester.runpytest_subprocess("--algo=foo")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.errlines if line.strip()] == [
         (
@@ -98,8 +101,8 @@ def test_usage_error_from_the_real_command_line(pytester):
     ]
 
 
-def test_leakbench_markers_are_registered(pytester):
-    pytester.makepyfile(
+def test_leakbench_markers_are_registered(benchmark_pytester):
+    benchmark_pytester.makepyfile(
         """
         import pytest
 
@@ -111,11 +114,11 @@ def test_leakbench_markers_are_registered(pytester):
             pass
         """
     )
-    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+    benchmark_pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
 
 
-def test_unregistered_marker_fails_under_strict_markers(pytester):
-    pytester.makepyfile(
+def test_unregistered_marker_fails_under_strict_markers(benchmark_pytester):
+    benchmark_pytester.makepyfile(
         """
         import pytest
 
@@ -124,13 +127,13 @@ def test_unregistered_marker_fails_under_strict_markers(pytester):
             pass
         """
     )
-    result = pytester.runpytest("--strict-markers")
+    result = benchmark_pytester.runpytest("--strict-markers")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*'direct_leaks' not found in `markers` configuration option*"])
 
 
-def test_help_shows_the_leakbench_group(pytester):
-    result = pytester.runpytest("--help")
+def test_help_shows_the_leakbench_group(benchmark_pytester):
+    result = benchmark_pytester.runpytest("--help")
     assert result.ret == pytest.ExitCode.OK
     lines = result.outlines
     start = lines.index("LeakBench: leaks and utility after machine unlearning:")
@@ -165,8 +168,110 @@ def test_the_plugin_and_the_pipeline_import_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, leakbench.plugin, leakbench.pipeline, benchmark; "
+    code = ("import sys, leakbench.plugin.command_line, leakbench.plugin.collection, "
+            "leakbench.plugin.preparation, leakbench.plugin.reporting, leakbench.pipeline; "
             "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.strip()
     assert imported == "[]"
+
+
+UNRELATED = """
+    def pytest_addoption(parser):
+        parser.addoption("--model", default="theirs", help="this project's own --model")
+
+
+    def pytest_configure(config):
+        print("model option:", config.getoption("model"))
+"""
+
+
+def test_a_run_without_a_benchmark_sees_nothing_of_the_plugin(pytester):
+    """Another project in the same environment: its own --model works, and LeakBench adds no
+    option, marker, fixture, patch of pytest or output."""
+    pytester.makeconftest(UNRELATED)
+    pytester.makepyfile("""
+        def test_plain(request):
+            reporter = request.config.pluginmanager.getplugin("terminalreporter")
+            assert "_get_teardown_reports" not in vars(reporter)  # pytest's lookup, unpatched
+            assert not {"prepared", "run_options"} & set(request.fixturenames)
+            assert False, "fails, so that the FAILURES section is built"
+        """)
+    result = pytester.runpytest_subprocess("--model=mine")
+    result.assert_outcomes(failed=1)
+    assert "model option: mine" in result.outlines
+    shown = pytester.runpytest_subprocess("--help", "--markers")
+    everything = "\n".join(result.outlines + result.errlines + shown.outlines + shown.errlines)
+    assert "leakbench" not in everything.lower()
+    assert "direct_leak" not in everything and "--gate" not in everything
+
+
+ROW_HOOKS = """
+    pytest_plugins = ("leakbench.plugin",)
+
+
+    def pytest_leakbench_row_metrics(config, model, algorithm, records):
+        emails = [r for r in records if r.metric == "direct_leak" and r.id.startswith("email-")]
+        if emails:
+            return {"email_direct_leak": sum(r.category != "none" for r in emails) / len(emails)}
+
+
+    def pytest_leakbench_update_json(config, results):
+        results["manifest"]["ci_job"] = "job-7"
+"""
+
+
+def test_hooks_add_a_column_and_change_the_results_json(benchmark_pytester):
+    benchmark_pytester.makeconftest(ROW_HOOKS)
+    benchmark_pytester.makepyfile("""
+        import json
+        import pytest
+
+        RECORDS = [("email-a", "direct"), ("email-b", "none"), ("phone-c", "direct")]
+
+        @pytest.mark.direct_leak
+        @pytest.mark.parametrize(("id", "category"), RECORDS)
+        def test_probe(id, category, record_property):
+            record_property("leakbench", json.dumps({
+                "metric": "direct_leak", "algorithm": "kl", "model": "tiny", "id": id,
+                "split": "forget", "category": category, "positives": 0, "samples": 1}))
+        """)
+    result = benchmark_pytester.runpytest("--report-dir=out", "--algo=kl")
+    result.assert_outcomes(passed=3)
+    header = next(line for line in result.outlines if line.startswith("model"))
+    row = next(line for line in result.outlines if line.startswith("tiny"))
+    assert header.split()[-1] == "email_direct_leak" and row.split()[-1] == "0.500"
+    data = json.loads((benchmark_pytester.path / "out" / "results.json").read_text())
+    assert data["rows"][0]["metrics"]["email_direct_leak"] == 0.5
+    assert data["manifest"]["ci_job"] == "job-7"
+    assert "email_direct_leak" in (benchmark_pytester.path / "out" / "results.csv").read_text()
+
+
+LEAKING_SUITE = """
+    import json
+    import pytest
+
+    @pytest.mark.direct_leak
+    @pytest.mark.parametrize("id", ["email-a", "email-b"])
+    def test_probe(id, record_property):
+        record_property("leakbench", json.dumps({
+            "metric": "direct_leak", "algorithm": "kl", "model": "tiny", "id": id,
+            "split": "forget", "category": "direct", "positives": 1, "samples": 1}))
+        pytest.fail(f"leak on {id}")
+"""
+
+
+@pytest.mark.parametrize("flag", [None, "-rf"])
+def test_the_screen_ends_with_the_result_unless_failures_are_asked_for(benchmark_pytester, flag):
+    """A leak is a failed test: pytest's short summary would list every leak after the table."""
+    benchmark_pytester.makepyfile(LEAKING_SUITE)
+    result = benchmark_pytester.runpytest("--report-dir=out", "--algo=kl", *filter(None, [flag]))
+    result.assert_outcomes(failed=2)
+    lines = [line for line in result.outlines if line.strip()]
+    listed = [line for line in lines if line.startswith("FAILED ")]
+    if flag is None:
+        assert lines[-2].startswith("LeakBench reports in out: results.md")
+        assert "2 failed" in lines[-1] and not listed
+    else:
+        assert len(listed) == 2 and lines.index(listed[0]) > lines.index(
+            next(line for line in lines if line.startswith("LeakBench reports in")))

@@ -308,9 +308,9 @@ def make_suite(pytester, records, *, broken=()):
         """)
 
 
-def test_run_prints_the_table_and_writes_the_files(pytester):
-    make_suite(pytester, STUDY)
-    result = pytester.runpytest("--report-dir=out", "--algo=none,kl")
+def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
+    make_suite(benchmark_pytester, STUDY)
+    result = benchmark_pytester.runpytest("--report-dir=out", "--algo=none,kl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # no gate: pytest's own status
     result.stdout.fnmatch_lines([
         "*= LeakBench results =*",
@@ -319,7 +319,7 @@ def test_run_prints_the_table_and_writes_the_files(pytester):
         "tiny*kl*4*0*2*1*0*0*0*1",
         "LeakBench reports in *out: results.md, results.csv, results.json, leak_utility.png",
     ])
-    out = pytester.path / "out"
+    out = benchmark_pytester.path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         "leak_utility.png", "results.csv", "results.json", "results.md"]
     assert (out / "leak_utility.png").read_bytes().startswith(b"\x89PNG")
@@ -356,17 +356,17 @@ def test_run_prints_the_table_and_writes_the_files(pytester):
          "✓ indirect_leak>=0.5 holds on tiny/kl"),
     ],
 )
-def test_gates_decide_the_exit_status(pytester, gates, status, line):
-    make_suite(pytester, STUDY)
-    result = pytester.runpytest(*(f"--gate={gate}" for gate in gates))
+def test_gates_decide_the_exit_status(benchmark_pytester, gates, status, line):
+    make_suite(benchmark_pytester, STUDY)
+    result = benchmark_pytester.runpytest(*(f"--gate={gate}" for gate in gates))
     result.assert_outcomes(passed=10, failed=14)
     assert result.ret == status
     assert line in result.outlines
 
 
-def test_gates_fail_when_a_benchmark_test_has_no_result(pytester):
-    make_suite(pytester, STUDY, broken=["h1"])
-    result = pytester.runpytest("--gate=direct_leak<=0.25")
+def test_gates_fail_when_a_benchmark_test_has_no_result(benchmark_pytester):
+    make_suite(benchmark_pytester, STUDY, broken=["h1"])
+    result = benchmark_pytester.runpytest("--gate=direct_leak<=0.25")
     result.assert_outcomes(passed=9, failed=13, errors=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
@@ -376,16 +376,16 @@ def test_gates_fail_when_a_benchmark_test_has_no_result(pytester):
     ])
 
 
-def test_under_xdist_the_controller_reports_once(pytester):
-    make_suite(pytester, STUDY)
-    result = pytester.runpytest_subprocess("-n", "2", "--gate=direct_leak<=0.25", "-p",
+def test_under_xdist_the_controller_reports_once(benchmark_pytester):
+    make_suite(benchmark_pytester, STUDY)
+    result = benchmark_pytester.runpytest_subprocess("-n", "2", "--gate=direct_leak<=0.25", "-p",
                                            "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
     assert sum("LeakBench results" in line for line in result.outlines) == 1
     assert [line.split() for line in result.outlines if line.startswith("tiny     kl ")][0] == [
         "tiny", "kl", "25.0%", "(1/4)", "50.0%", "(2/4)", "50.0%", "(1/2)", "50.0%", "(1/2)",
         "50.0%"]
-    data = json.loads((pytester.path / "reports" / "out" / "results.json").read_text())
+    data = json.loads((benchmark_pytester.path / "reports" / "out" / "results.json").read_text())
     assert len(data["outcomes"]) == len(STUDY)
 
 
@@ -397,23 +397,23 @@ def test_under_xdist_the_controller_reports_once(pytester):
         (["--report-dir=results.md"], "ERROR: --report-dir: * exists and is not a directory"),
     ],
 )
-def test_unusable_report_options_are_one_error_line(pytester, arguments, error):
-    pytester.makefile(".md", results="")
-    result = pytester.runpytest(*arguments)
+def test_unusable_report_options_are_one_error_line(benchmark_pytester, arguments, error):
+    benchmark_pytester.makefile(".md", results="")
+    result = benchmark_pytester.runpytest(*arguments)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([error])
 
 
-def test_collect_only_checks_no_gate(pytester):
-    make_suite(pytester, STUDY)
-    result = pytester.runpytest("--collect-only", "--gate=direct_leak<=0.1")
+def test_collect_only_checks_no_gate(benchmark_pytester):
+    make_suite(benchmark_pytester, STUDY)
+    result = benchmark_pytester.runpytest("--collect-only", "--gate=direct_leak<=0.1")
     assert result.ret == pytest.ExitCode.OK
     assert "LeakBench results" not in result.stdout.str()
 
 
-def test_a_run_without_records_reports_nothing(pytester):
-    pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest()
+def test_a_run_without_records_reports_nothing(benchmark_pytester):
+    benchmark_pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = benchmark_pytester.runpytest()
     assert result.ret == pytest.ExitCode.OK
     assert "LeakBench results" not in result.stdout.str()
-    assert not (pytester.path / "reports").exists()
+    assert not (benchmark_pytester.path / "reports").exists()

@@ -28,14 +28,9 @@ def test_without_teardown_output():
 """
 
 
-def test_the_plugin_installs_the_index(pytestconfig):
-    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
-    assert isinstance(reporter._get_teardown_reports, TeardownIndex)
-
-
-def test_the_index_finds_what_pytests_lookup_finds(pytester):
-    pytester.makepyfile(SUITE)
-    recorder = pytester.inline_run()
+def test_the_index_finds_what_pytests_lookup_finds(benchmark_pytester):
+    benchmark_pytester.makepyfile(SUITE)
+    recorder = benchmark_pytester.inline_run()
     reporter = recorder.getcall("pytest_sessionfinish").session.config.pluginmanager.getplugin(
         "terminalreporter")
     assert isinstance(reporter._get_teardown_reports, TeardownIndex)
@@ -48,10 +43,10 @@ def test_the_index_finds_what_pytests_lookup_finds(pytester):
     assert [len(reports) for reports in found] == [1, 1, 1, 1]
 
 
-def test_each_failure_shows_its_own_teardown_output(pytester):
-    pytester.makepyfile(SUITE)
-    indexed = pytester.runpytest().outlines
-    plain = pytester.runpytest("-p", "no:leakbench").outlines
+def test_each_failure_shows_its_own_teardown_output(benchmark_pytester):
+    benchmark_pytester.makepyfile(SUITE)
+    indexed = benchmark_pytester.runpytest().outlines
+    plain = benchmark_pytester.runpytest("-p", "no:leakbench.plugin").outlines
 
     def failures(lines):
         return lines[lines.index(next(line for line in lines if " FAILURES " in line)):

@@ -1,22 +1,15 @@
-"""LeakBench's pytest plugin: options, markers and the hooks that serve them.
+"""The benchmark's command line: its options and markers, validated once per process.
 
-Options are validated once per process in `pytest_configure`, so a mistyped value stops the run
-with one line (``ERROR: --algo: ...``) before any model is built. Nothing heavy is imported here:
-this module is loaded by every pytest run in the environment.
-
-Reporting happens on the controller only (the process without `workerinput` under xdist): each
-test's `leakbench` record arrives with its report in `pytest_runtest_logreport` and is kept in
-`config.stash`; `pytest_sessionfinish` builds the summary from those records, writes the report
-files and, when --gate is given, sets the exit status; `pytest_terminal_summary` prints it.
+`pytest_configure` parses every option (leakbench.options), so a mistyped value stops the run
+with one line (``ERROR: --algo: ...``, exit status 4) before any model is built, and keeps the
+result in `config.stash` for the fixtures below and the other modules of the plugin. Nothing heavy
+is imported here: every xdist worker loads this module.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from leakbench import teardown_lookup
 from leakbench.models import REGISTRY, ModelSpec, ModelUnavailable, locate_weights, lookup
 from leakbench.options import (
     ALGORITHM_DESCRIPTIONS,
@@ -32,13 +25,7 @@ from leakbench.options import (
     cache_dir_option,
     check_writable,
     parse_options,
-    parse_output_dir,
 )
-from reports.files import write_reports
-from reports.manifest import build_manifest
-from reports.records import Collected
-from reports.render import render
-from reports.summary import Summary, summarize
 
 MARKERS = {
     "direct_leak": "passes when the completion does not contain the targeted secret",
@@ -52,11 +39,7 @@ MARKERS = {
 
 RUN_OPTIONS = pytest.StashKey[RunOptions]()
 MODEL_SPEC = pytest.StashKey[ModelSpec]()
-COLLECTED = pytest.StashKey[Collected]()  # set on the controller only
-SUMMARY = pytest.StashKey[Summary]()
-REPORT_DIR = pytest.StashKey[Path]()
-REPORT_LINE = pytest.StashKey[str]()  # where the report files went, or why they did not
-DEFAULT_REPORT_DIR = Path("reports", "out")
+DEFAULT_REPORT_DIR = "reports/out"  # in the rootdir
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -172,17 +155,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if options.gates and config.option.maxfail:
         raise pytest.UsageError("--gate: cannot be combined with -x or --maxfail: a leak is a "
                                 "failed test, and the gates need the whole run")
-    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
-        config.stash[REPORT_DIR] = _report_dir(config)
-        collected = config.stash[COLLECTED] = Collected()
-        config.pluginmanager.register(_RecordCollector(collected), "leakbench-records")
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """pytest's FAILURES section in linear time: a benchmark run fails thousands of tests."""
-    reporter = session.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:  # also on xdist workers, whose reporters summarize unseen
-        teardown_lookup.install(reporter)
+    try:  # refused before any stage runs, and without creating the directory
+        check_writable(cache_dir_option(config.getoption("cache_dir")), options.cache_dir)
+    except OptionError as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 @pytest.fixture(scope="session")
@@ -195,74 +171,3 @@ def run_options(pytestconfig: pytest.Config) -> RunOptions:
 def model_spec(pytestconfig: pytest.Config) -> ModelSpec:
     """What --model resolved to; `leakbench.models.locate_weights` finds its weights."""
     return pytestconfig.stash[MODEL_SPEC]
-
-
-def _report_dir(config: pytest.Config) -> Path:
-    given = config.getoption("report_dir")
-    try:
-        return parse_output_dir("--report-dir", given or config.rootpath / DEFAULT_REPORT_DIR)
-    except OptionError as err:
-        raise pytest.UsageError(str(err)) from None
-
-
-def check_output_dirs(config: pytest.Config) -> None:
-    """Refuse a cache or report directory that cannot be written, before any stage runs and
-    without creating either. Only a run of the benchmark calls this (its conftest.py): the
-    harness's own tests write neither."""
-    try:
-        check_writable(cache_dir_option(config.getoption("cache_dir")),
-                       config.stash[RUN_OPTIONS].cache_dir)
-        if REPORT_DIR in config.stash:  # the controller: it alone writes the reports
-            check_writable("--report-dir", config.stash[REPORT_DIR])
-    except OptionError as err:
-        raise pytest.UsageError(str(err)) from None
-
-
-class _RecordCollector:
-    """`pytest_runtest_logreport` gets only the report: this object hands it the run's
-    `Collected`, which lives in `config.stash`."""
-
-    def __init__(self, collected: Collected) -> None:
-        self.collected = collected
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.collected.add(report)
-
-
-def _write_reports(config: pytest.Config, summary: Summary, exitstatus: int) -> str:
-    """Write the report files; the line that says where they are, or why they are not."""
-    collected, directory = config.stash[COLLECTED], config.stash[REPORT_DIR]
-    manifest = build_manifest(config.stash[RUN_OPTIONS], config.invocation_params.args,
-                              collected.started, int(exitstatus))
-    try:
-        written = write_reports(summary, manifest, directory)
-    except OSError as err:
-        return f"LeakBench could not write its reports to {directory}: {err}"
-    return f"LeakBench reports in {directory}: {', '.join(path.name for path in written)}"
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if COLLECTED not in config.stash:
-        return  # an xdist worker: its reports reach the controller, which reports
-    options, collected = config.stash[RUN_OPTIONS], config.stash[COLLECTED]
-    if config.option.collectonly or not (collected.records or options.gates):
-        return
-    summary = config.stash[SUMMARY] = summarize(collected, options.gates)
-    if collected.records:
-        config.stash[REPORT_LINE] = _write_reports(config, summary, exitstatus)
-    # Gates decide between success and failure (a leak is a failed test, so failed tests alone
-    # do not fail a gated run); an interrupted or broken run keeps pytest's own status.
-    if options.gates and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        passed = summary.gates_hold
-        session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    if SUMMARY not in config.stash:
-        return
-    terminalreporter.write_sep("=", "LeakBench results")
-    for line in render(config.stash[SUMMARY], markdown=False).splitlines():
-        terminalreporter.write_line(line)
-    if REPORT_LINE in config.stash:
-        terminalreporter.write_line(config.stash[REPORT_LINE])

@@ -1,0 +1,84 @@
+"""The `prepared` fixture: every variant built and every completion generated before the first
+test judges one (leakbench.pipeline does the work).
+
+Only what the collected tests need is made: the requests of the tests left after -k, -m and --lf,
+and the privacy metrics of the algorithms whose memorization tests were collected. Under xdist
+every worker asks; the pipeline's artifacts are locked, so the first builds them and the others
+wait for them and read them.
+"""
+
+from __future__ import annotations
+
+import errno
+import uuid
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from leakbench.plugin.collection import RUN_CASES
+from leakbench.plugin.command_line import MODEL_SPEC, RUN_OPTIONS
+
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
+def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
+    """Per algorithm, the requests of the collected tests (after -k, -m, --lf deselection)."""
+    needed: dict[str, list] = {}
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        subject = next((params[k] for k in ("forget_probe", "holdout_probe", "functional_task")
+                        if k in params), None)
+        if "algorithm" in params and subject is not None:
+            needed.setdefault(params["algorithm"], []).append(
+                subject.request(options.samples, options.temperature))
+    return needed
+
+
+def _measured_algorithms(session: pytest.Session) -> tuple[str, ...]:
+    """The algorithms of the collected memorization tests: their privacy metrics are computed."""
+    measured = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("memorization") and "algorithm" in params:
+            measured.append(params["algorithm"])
+    return tuple(dict.fromkeys(measured))
+
+
+def _stop(request: pytest.FixtureRequest, message: str) -> NoReturn:
+    """End the run with `message`. An xdist worker cannot pytest.exit (the controller reports an
+    INTERNALERROR and loses the message): it fails this test and asks the controller to stop,
+    which prints the message as the reason."""
+    if hasattr(request.config, "workerinput"):
+        request.session.shouldstop = message
+        pytest.fail(message, pytrace=False)
+    pytest.exit(message, returncode=3)
+
+
+@pytest.fixture(scope="session")
+def prepared(request: pytest.FixtureRequest):
+    """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
+    from leakbench import pipeline
+    from leakbench.endpoint import EndpointError
+    from leakbench.engine_memory import EngineMemoryShort
+    from leakbench.models import ModelUnavailable
+    from leakbench.serving import EngineFailed
+
+    config = request.config
+    options = config.stash[RUN_OPTIONS]
+    run_id = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
+    try:
+        return pipeline.prepare(
+            config.stash[MODEL_SPEC], options.algorithms, config.stash[RUN_CASES],
+            _needed_requests(request.session, options), options.cache_dir,
+            rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
+            engine_args=options.engine_args, metrics=options.metrics,
+            measured=_measured_algorithms(request.session))
+    except (EngineFailed, EngineMemoryShort, EndpointError, ModelUnavailable) as err:
+        _stop(request, str(err))
+    except OSError as err:
+        if err.errno not in _FULL_OR_READ_ONLY:
+            raise
+        where = Path(err.filename).parent if err.filename else options.cache_dir
+        _stop(request, f"LeakBench could not write to {where}: {err.strerror} (cache: "
+                       f"{options.cache_dir}; free space there or choose another with --cache-dir)")
