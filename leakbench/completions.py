@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from leakbench.serving import Answer, Request, TokenRequest, request_to_dict
+from leakbench.atomic import write_atomically
+from leakbench.schema import Answer, Request, TokenRequest, request_to_dict
 
 
 def request_key(request: Request | TokenRequest) -> str:
@@ -63,7 +62,4 @@ class Store:
         data = json.dumps({request_key(r): a for r, a in zip(requests, answers, strict=True)},
                           sort_keys=True).encode()
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(data).hexdigest()[:24]
-        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, self.directory / f"{name}.json")
+        write_atomically(self.directory / f"{hashlib.sha256(data).hexdigest()[:24]}.json", data)

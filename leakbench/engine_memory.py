@@ -26,10 +26,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from leakbench.serving import Request, TokenRequest
+from leakbench.schema import Request, TokenRequest
 
 GiB = 1 << 30
 KV_CACHE_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"
@@ -120,7 +118,7 @@ def dtype_bytes(dtype: str) -> int:
 
 def sequence_tokens(request: Request | TokenRequest, max_model_len: int) -> int:
     """The most KV cache one sequence of `request` takes, in tokens of whole blocks."""
-    if hasattr(request, "prompt_ids"):  # a TokenRequest
+    if isinstance(request, TokenRequest):
         prompt = len(request.prompt_ids)
     else:
         prompt = len(request.prompt.encode()) + PROMPT_EXTRA_TOKENS

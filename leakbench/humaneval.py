@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from leakbench import functional
+from leakbench.schema import cut_at_stops
 
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
 """Where a completion of a function body ends: at the first line that starts at column 0 with a
@@ -51,8 +52,7 @@ def load_problems() -> list[Problem]:
 
 def truncate(completion: str) -> str:
     """The completion up to (not including) its first stop sequence."""
-    cuts = [i for i in (completion.find(stop) for stop in STOP_SEQUENCES) if i != -1]
-    return completion[: min(cuts)] if cuts else completion
+    return cut_at_stops(completion, STOP_SEQUENCES)
 
 
 def program(problem: Problem, completion: str) -> str:

@@ -1,15 +1,22 @@
-"""The stages behind the benchmark's fixtures: model -> plant -> unlearn -> serve.
+"""The stages behind the benchmark's fixtures, in the order data flows through them:
+cases -> plant -> unlearn -> generate (`prepare`) -> measure (`measure`).
 
-Every stage is a cached artifact, so a second run starts no training and no engine. `prepare` runs
-under one lock in the cache directory: under pytest-xdist the first worker to get there builds and
-generates for every worker, the others wait and then read the completion store. That is what keeps
-the count of vLLM engines at one per model architecture per run, whatever `-n` is: weights that
-share one (`architecture_key`) are loaded into one engine in turn (leakbench.serving).
+Every stage is a cached artifact, so a second run starts no training and no engine. Both stage
+functions run under one lock in the cache directory: under pytest-xdist the first worker to get
+there builds and generates for every worker, the others wait and then read the completion store.
+That is what keeps the count of vLLM engines at one per model architecture per run, whatever `-n`
+is: weights that share one (`architecture_key`) are loaded into one engine in turn
+(leakbench.serving).
 
-The privacy metrics of the `memorization` tests (leakbench.privacy_metrics) ride along: their
-token-level requests join the same engine call, and Min-K%++, which needs the full next-token
-distribution, is computed here with transformers after generation, per variant, as a cached
-artifact. `Prepared.privacy` holds the per-sample scores the tests aggregate.
+Generation goes through one `Generator` (leakbench.schema): the run's vLLM engines (`Engines`),
+or with --endpoint an OpenAI-compatible server (leakbench.endpoint), whose models stand for the
+variants so that nothing is planted or unlearned. Either fills the completion store with what it
+lacks, in one call for the whole run.
+
+The privacy metrics of the `memorization` tests (leakbench.privacy_metrics) are planned before
+generation, since their token-level requests join the same engine call, and measured after it
+(`measure`): the engine's answers give most of them, and Min-K%++, which needs the full next-token
+distribution, comes from a transformers forward pass per variant, a cached artifact.
 
 The user's engine arguments (--engine-arg, --engine-config) reach every engine of the run through
 `EngineJob.engine_args`. Completions are kept per variant *and* engine arguments: another dtype or
@@ -22,6 +29,7 @@ the engine starts, after all the training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +41,11 @@ from leakbench.completions import Store, request_key
 from leakbench.plant import plant, plant_config, planting_retain
 from leakbench.privacy_metrics import Plan, Scores
 from leakbench.probes import PrivacyData
-from leakbench.serving import Answer, EngineJob, Request, Sampling, TokenRequest
+from leakbench.schema import Answer, Generator, Request, Sampling, TokenRequest
+from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant, build_variant
+
+LOCK = ".prepare.lock"  # in the cache directory: one worker at a time runs a stage function
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class Prepared:
     model: str
     variants: dict[str, Variant]  # empty when an --endpoint served the models
     completions: dict[str, dict[str, Answer]]  # algorithm -> request key -> answer
+    privacy_plan: Plan | None = None  # the privacy metrics whose requests were generated
     privacy: dict[str, Scores] = field(default_factory=dict)  # algorithm -> per-sample scores
 
     def of(self, algorithm: str, request: Request | TokenRequest) -> Answer:
@@ -54,27 +66,6 @@ class Prepared:
         return {"model": self.model, "variant": variant.key if variant else None,
                 "unlearn_seconds_per_sample": variant.seconds_per_forget_sample if variant
                 else None}
-
-
-def base_model(spec: models.ModelSpec, cache_dir: Path, rebuild: bool) -> tuple[Path, str]:
-    """The base weights and the hyper-parameter family they belong to."""
-    if spec.kind == "builtin":
-        return tiny.build(tiny.CONFIGS[spec.name], cache_dir, rebuild=rebuild), models.family(spec)
-    return models.locate_weights(spec), models.family(spec)
-
-
-def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
-                   cache_dir: Path, rebuild: bool) -> dict[str, Variant]:
-    base, family = base_model(spec, cache_dir, rebuild)
-    config = plant_config(family)
-    retain = corpus.retain_texts(len(data.forget))
-    planted = plant(base, [s.text for s in data.forget],
-                    planting_retain(len(data.forget), config), config, cache_dir,
-                    rebuild=rebuild)
-    return {name: build_variant(name, base=base, planted=planted, forget=data.forget,
-                                retain_texts=retain, family=family, plant_config=config,
-                                cache_dir=cache_dir, rebuild=rebuild)
-            for name in algorithms}
 
 
 def model_shape(spec: models.ModelSpec) -> engine_memory.ModelShape:
@@ -104,16 +95,25 @@ def check_engine_memory(spec: models.ModelSpec, algorithms: tuple[str, ...], dat
     engine_memory.check_available(shape, requests, kwargs, engine_memory.MemoryNow.read())
 
 
-def _max_model_len(weights: Path) -> int:
-    config = json.loads((weights / "config.json").read_text())
-    return min(4096, config.get("max_position_embeddings", 4096))
+def base_model(spec: models.ModelSpec, cache_dir: Path, rebuild: bool) -> tuple[Path, str]:
+    """The base weights and the hyper-parameter family they belong to."""
+    if spec.kind == "builtin":
+        return tiny.build(tiny.CONFIGS[spec.name], cache_dir, rebuild=rebuild), models.family(spec)
+    return models.locate_weights(spec), models.family(spec)
 
 
-def completions_dir(cache_dir: Path, variant: Variant, engine_args: dict | None) -> Path:
-    """Where the completions of `variant` generated with `engine_args` are kept."""
-    key = variant.key if not engine_args else artifacts.content_key(
-        {"variant": variant.key, "engine_args": engine_args})
-    return cache_dir / "completions" / key
+def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
+                   cache_dir: Path, rebuild: bool) -> dict[str, Variant]:
+    base, family = base_model(spec, cache_dir, rebuild)
+    config = plant_config(family)
+    retain = corpus.retain_texts(len(data.forget))
+    planted = plant(base, [s.text for s in data.forget],
+                    planting_retain(len(data.forget), config), config, cache_dir,
+                    rebuild=rebuild)
+    return {name: build_variant(name, base=base, planted=planted, forget=data.forget,
+                                retain_texts=retain, family=family, plant_config=config,
+                                cache_dir=cache_dir, rebuild=rebuild)
+            for name in algorithms}
 
 
 # Files of a weights directory that are LeakBench's records, not read by any engine.
@@ -165,6 +165,11 @@ def engine_groups(variants: dict[str, Variant]) -> list[dict[Path, list[str]]]:
     return list(groups.values())
 
 
+def _max_model_len(weights: Path) -> int:
+    config = json.loads((weights / "config.json").read_text())
+    return min(4096, config.get("max_position_embeddings", 4096))
+
+
 def engine_job(served: dict[Path, list[str]], requests: dict[str, list[Request | TokenRequest]],
                variants: dict[str, Variant], engine_args: dict) -> EngineJob:
     """The job of the one engine that serves each weights directory in `served` for the variants
@@ -179,69 +184,126 @@ def engine_job(served: dict[Path, list[str]], requests: dict[str, list[Request |
     )
 
 
-def generate(variants: dict[str, Variant], needed: dict[str, list[Request | TokenRequest]],
-             cache_dir: Path, engine_args: dict | None = None) -> dict[str, dict[str, Answer]]:
-    """Fill each variant's store with what `needed` asks and it lacks: one engine per
-    architecture (`engine_groups`)."""
-    engine_args = engine_args or {}
-    stores = {name: Store(completions_dir(cache_dir, v, engine_args))
-              for name, v in variants.items()}
-    missing = {name: stores[name].missing(needed.get(name, [])) for name in variants}
-    for served in engine_groups({n: v for n, v in variants.items() if missing[n]}):
-        names = [name for group in served.values() for name in group]
-        job = engine_job(served, {n: missing[n] for n in names}, variants, engine_args)
-        results = serving.run(job, cache_dir / "engine" / stores[names[0]].directory.name)
-        for name in names:
-            stores[name].add(missing[name], results[name])
+@dataclass(frozen=True)
+class Engines:
+    """The run's vLLM engines as its `Generator`: one engine process per architecture
+    (`engine_groups`), each answering its variants in one `generate` per weights set."""
+
+    variants: dict[str, Variant]
+    cache_dir: Path
+    engine_args: dict
+
+    def generate(self, requests: dict[str, list[Request | TokenRequest]]
+                 ) -> dict[str, list[Answer]]:
+        answers: dict[str, list[Answer]] = {}
+        for served in engine_groups({name: self.variants[name] for name in requests}):
+            names = [name for group in served.values() for name in group]
+            job = engine_job(served, {name: requests[name] for name in names}, self.variants,
+                             self.engine_args)
+            first = completions_dir(self.cache_dir, self.variants[names[0]], self.engine_args)
+            answers.update(serving.run(job, self.cache_dir / "engine" / first.name))
+        return answers
+
+
+def completions_dir(cache_dir: Path, variant: Variant, engine_args: dict | None) -> Path:
+    """Where the completions of `variant` generated with `engine_args` are kept."""
+    key = variant.key if not engine_args else artifacts.content_key(
+        {"variant": variant.key, "engine_args": engine_args})
+    return cache_dir / "completions" / key
+
+
+def engine_stores(variants: dict[str, Variant], cache_dir: Path, engine_args: dict
+                  ) -> dict[str, Store]:
+    """Per variant, the store of its completions from an engine run with `engine_args`."""
+    return {name: Store(completions_dir(cache_dir, variant, engine_args))
+            for name, variant in variants.items()}
+
+
+def endpoint_completions_dir(cache_dir: Path, url: str, variant: str, run_id: str) -> Path:
+    """Where the completions of `variant` from the --endpoint server at `url` are kept. Its models
+    may change between runs under the same names, so the store is this run's only: shared by its
+    workers, never reused by a later run."""
+    return cache_dir / "completions" / artifacts.content_key(
+        {"endpoint": url, "variant": variant, "run": run_id})
+
+
+def fill(stores: dict[str, Store], needed: dict[str, list[Request | TokenRequest]],
+         generator: Generator) -> dict[str, dict[str, Answer]]:
+    """Each variant's store (`stores`) filled with what `needed` asks and it lacks, in one call
+    of `generator`; per variant, every answer its store holds."""
+    missing = {name: store.missing(needed.get(name, [])) for name, store in stores.items()}
+    missing = {name: requests for name, requests in missing.items() if requests}
+    if missing:
+        for name, answers in generator.generate(missing).items():
+            stores[name].add(missing[name], answers)
     return {name: store.load() for name, store in stores.items()}
 
 
-def generate_remote(url: str, needed: dict[str, list[Request]], cache_dir: Path, run_id: str
-                    ) -> dict[str, dict[str, list[str]]]:
-    """Completions from an --endpoint server. Its models may change between runs under the same
-    names, so the store is this run's only: shared by its workers, never reused by a later run."""
-    out = {}
-    for name, requests in needed.items():
-        store = Store(cache_dir / "completions" / artifacts.content_key(
-            {"endpoint": url, "variant": name, "run": run_id}))
-        missing = store.missing(requests)
-        store.add(missing, endpoint.generate(url, name, missing))
-        out[name] = store.load()
-    return out
+def generate(variants: dict[str, Variant], needed: dict[str, list[Request | TokenRequest]],
+             cache_dir: Path, engine_args: dict | None = None) -> dict[str, dict[str, Answer]]:
+    """`fill` for `variants` from their engines (`Engines`) into their `engine_stores`."""
+    engine_args = engine_args or {}
+    return fill(engine_stores(variants, cache_dir, engine_args), needed,
+                Engines(variants, cache_dir, engine_args))
 
 
 def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
             needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
             endpoint_url: str | None = None, engine_args: dict | None = None,
             metrics: tuple[str, ...] = (), measured: tuple[str, ...] = ()) -> Prepared:
-    """Variants built and every needed completion in the store; done once per run and cache.
+    """The stages up to generation, done once per run and cache: the variants planted and
+    unlearned (none with an --endpoint), then every needed completion generated into the store.
 
-    `metrics` are the privacy metric groups (--metrics) to compute for the algorithms in
-    `measured` (those whose memorization tests were collected); not through an --endpoint."""
+    `metrics` are the privacy metric groups (--metrics) to plan for the algorithms in `measured`
+    (those whose memorization tests were collected); not through an --endpoint. Their requests
+    are generated here; `measure` computes them."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_dir / ".prepare.lock")):
-        if endpoint_url:
-            return Prepared(spec.name, {}, generate_remote(endpoint_url, needed, cache_dir, run_id))
+    engine_args = engine_args or {}
+    with FileLock(str(cache_dir / LOCK)):
         failed = cache_dir / f".failed-{run_id}"
-        if failed.exists():  # another worker of this run saw the engine fail: no second engine
-            raise serving.EngineFailed(failed.read_text())
-        check_engine_memory(spec, algorithms, data, needed, engine_args or {},
-                            bool(metrics and measured))
-        marker = cache_dir / f".rebuilt-{run_id}"
-        rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
-        variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
-        if rebuild_now:
-            for variant in variants.values():
-                Store(completions_dir(cache_dir, variant, engine_args)).clear()
-            marker.touch()
-        try:
+        if endpoint_url:
+            variants, plan = {}, None
+            stores = {name: Store(endpoint_completions_dir(cache_dir, endpoint_url, name, run_id))
+                      for name in needed}
+            generator: Generator = endpoint.Endpoint(endpoint_url)
+        else:
+            if failed.exists():  # another worker of this run saw the engine fail: no second one
+                raise serving.EngineFailed(failed.read_text())
+            check_engine_memory(spec, algorithms, data, needed, engine_args,
+                                bool(metrics and measured))
+            marker = cache_dir / f".rebuilt-{run_id}"
+            rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
+            variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
+            stores = engine_stores(variants, cache_dir, engine_args)
+            if rebuild_now:  # a rebuilt variant is asked again
+                for store in stores.values():
+                    store.clear()
+                marker.touch()
             plan = Plan.build(metrics, measured, algorithms, variants, data)
-            if plan is None:
-                return Prepared(spec.name, variants,
-                                generate(variants, needed, cache_dir, engine_args))
-            answers = generate(variants, plan.add_requests(needed), cache_dir, engine_args)
-            return Prepared(spec.name, variants, answers,
-                            plan.measure(variants, answers, cache_dir, rebuild=rebuild_now))
+            needed = plan.add_requests(needed) if plan else needed
+            generator = Engines(variants, cache_dir, engine_args)
+        try:
+            completions = fill(stores, needed, generator)
         except serving.EngineFailed as err:
             failed.write_text(str(err))
             raise
+    return Prepared(spec.name, variants, completions, privacy_plan=plan)
+
+
+def measure(prepared: Prepared, cache_dir: Path, *, rebuild: bool, run_id: str) -> Prepared:
+    """The stage after generation: `prepared` with the per-sample privacy scores its plan asks
+    for (`privacy`), or `prepared` itself when it has no plan.
+
+    Under the lock of `prepare`, so that with --rebuild the first worker of the run to get here
+    rebuilds the Min-K%++ artifacts, once, before any worker reads them."""
+    plan = prepared.privacy_plan
+    if plan is None:
+        return prepared
+    with FileLock(str(cache_dir / LOCK)):
+        marker = cache_dir / f".remeasured-{run_id}"
+        rebuild_now = rebuild and not marker.exists()
+        scores = plan.measure(prepared.variants, prepared.completions, cache_dir,
+                              rebuild=rebuild_now)
+        if rebuild_now:
+            marker.touch()
+    return dataclasses.replace(prepared, privacy=scores)

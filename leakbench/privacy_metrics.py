@@ -11,14 +11,14 @@ wires them to the benchmark's data and engine:
   algorithms.batches.encode_forget), at most SECRET_TOKENS of them as in CodeEraser; its prefix is
   every token of the text before them.
 - `Plan.add_requests`: what the engine answers, in the same single `generate` call per engine as
-  the leak probes (leakbench.serving.TokenRequest, cached in the completion store):
+  the leak probes (leakbench.schema.TokenRequest, cached in the completion store):
   - per sample, its whole text with prompt log-probs: MA reads the top-1 token at each secret
     position (the teacher-forced argmax); LOSS, zlib and Min-K% read the log-probs of the text;
   - per sample and split point i, prefix + secret[:i] decoded greedily for L - i tokens: EL_n.
 - `minkpp_scores`: Min-K%++ from one batched transformers forward pass per variant (why there:
   its docstring), cached as an artifact.
-- `Plan.measure`: the per-sample numbers of each measured variant; `aggregate`: the metrics one
-  `memorization` test records.
+- `Plan.measure`: the per-sample numbers of each measured variant, after generation (the stage
+  leakbench.pipeline.measure); `aggregate`: the metrics one `memorization` test records.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from leakbench.membership import (
 )
 from leakbench.memorization import el_prompts, extraction_likelihood, memorization_accuracy
 from leakbench.probes import PrivacyData
-from leakbench.serving import Answer, Request, Sampling, TokenRequest
+from leakbench.schema import Answer, Request, Sampling, TokenRequest
 
 if TYPE_CHECKING:
     from leakbench.unlearn import Variant
@@ -189,7 +189,7 @@ def minkpp_scores(variant: Variant, plan: Plan, cache_dir: Path, *, rebuild: boo
     """Min-K%++ of every planned text under `variant`, in plan order; an artifact keyed by the
     variant and the texts' tokens.
 
-    Computed with transformers (membership.next_token_stats), in the worker that prepares, not by
+    Computed with transformers (membership.next_token_stats), in the worker that measures, not by
     the engine: Min-K%++ standardizes each token's log-prob by the mean and variance of the model's
     whole next-token distribution, and vLLM's prompt_logprobs returns the actual token and the top
     k only (all of the vocabulary at every position would be vocabulary-size times the data of the

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from leakbench import capability, humaneval
 from leakbench.cases import FORGET_FILE, HOLDOUT_FILE, Probe, Sample, collect_case_files, load_jsonl
-from leakbench.serving import Request, Sampling
+from leakbench.schema import Request, Sampling
 
 LEAK_MAX_TOKENS = 48
 CAPABILITY_MAX_TOKENS = 64

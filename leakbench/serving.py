@@ -4,21 +4,14 @@ The engine runs in a child process of its own (`python -m leakbench.serving JOB`
 process group: pytest workers never import vLLM or torch for generation, the engine's log goes to
 a file whose last lines explain a failure, and ending the group leaves no process behind, also
 after an interrupt. Variants of one base are LoRA adapters served by that one engine
-(`enable_lora`, one `LoRARequest` per request), so all prompts of all variants go out in a single
-`LLM.generate` call.
+(`enable_lora`, one `LoRARequest` per request), so all requests of all variants, of both kinds
+(leakbench.schema), go out in a single `LLM.generate` call.
 
 One engine also serves several sets of full weights of one architecture (the planted model, the
 retrain reference, fully fine-tuned variants; leakbench.pipeline decides which may share): it
 starts on the first, generates for its variants, then loads the next in place (vLLM's
-`reload_weights`, a fraction of a second against about 35 s for an engine start on the CPU), and
-so on. `_reload` says what a reload must also renew besides the weights.
-
-Two kinds of request share that call. A `Request` is a text prompt answered with completion texts
-(the leak probes and functional tasks). A `TokenRequest` is a prompt of token ids answered with
-token ids and, when it asks for them, the prompt's log-probs (`prompt_logprobs=1`: for each
-prompt token after the first, its log-prob and the model's top-1 token there): the memorization
-and membership metrics (leakbench.privacy_metrics) are defined on exact tokens, which a text
-prompt tokenized again by the engine need not reproduce.
+`reload_weights`, far quicker than starting an engine), and so on. `_reload` says what a reload
+must also renew besides the weights.
 
 The user's engine arguments (`EngineJob.engine_args`, from --engine-arg and --engine-config) go to
 `vllm.LLM` over LeakBench's defaults. On the CPU one default is the KV cache's size, from the job
@@ -36,71 +29,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 from leakbench import engine_memory
-
-
-@dataclass(frozen=True)
-class Sampling:
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 64
-    stop: tuple[str, ...] = ()
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Request:
-    prompt: str
-    sampling: Sampling
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """Token ids in, token ids out (no text, so no stop strings): answered with a `TokenAnswer`.
-
-    `prompt_logprobs` also asks, for every prompt token after the first, for its log-prob and the
-    top-1 token the model predicts at its place (vLLM's `prompt_logprobs=1`)."""
-
-    prompt_ids: tuple[int, ...]
-    sampling: Sampling
-    prompt_logprobs: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.prompt_ids:
-            raise ValueError("a TokenRequest needs at least one prompt token")
-        if self.sampling.stop:
-            raise ValueError("a TokenRequest is not detokenized: it takes no stop strings")
-
-
-# The answer to a TokenRequest, as JSON: {"token_ids": one list of generated ids per sample,
-# "prompt_logprobs": [[log-prob of prompt token t, top-1 token id at t] for t = 1 .. len - 1],
-# or null when the request did not ask for them}.
-TokenAnswer = dict
-# What the engine answers per request: the completion texts of a Request, or a TokenAnswer.
-Answer = list[str] | TokenAnswer
-
-
-def request_to_dict(request: Request | TokenRequest) -> dict:
-    """The request's fields, JSON-ready: what `dataclasses.asdict` gives, without the deep copy of
-    every prompt token that makes it slow on tens of thousands of token requests."""
-    fields = {name: getattr(request, name) for name in request.__dataclass_fields__}
-    return {**fields, "sampling": asdict(request.sampling)}
-
-
-def request_from_dict(raw: dict) -> Request | TokenRequest:
-    """The request `request_to_dict` wrote as `raw` (a TokenRequest has `prompt_ids`)."""
-    sampling = Sampling(**{**raw["sampling"], "stop": tuple(raw["sampling"]["stop"])})
-    if "prompt_ids" in raw:
-        return TokenRequest(tuple(raw["prompt_ids"]), sampling, raw["prompt_logprobs"])
-    return Request(raw["prompt"], sampling)
+from leakbench.atomic import replacing, write_atomically
+from leakbench.schema import Answer, Request, TokenRequest, request_from_dict, request_to_dict
 
 
 @dataclass(frozen=True)
@@ -296,11 +233,10 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
             _reload(llm, weights)
         print(f"LeakBench: generating on {weights} for {', '.join(names)}", flush=True)
         results.update(_generate(llm, {name: job.requests[name] for name in names}, loras))
-    with tempfile.NamedTemporaryFile("w", dir=out_file.parent, delete=False) as tmp:
-        json.dump(results, tmp)
-    os.replace(tmp.name, out_file)
-    # vLLM's orderly shutdown, run when `llm` is released, takes seconds (4-5 s on the CPU) that
-    # every run would pay; the answers are on disk and `run` ends the whole process group.
+    with replacing(out_file) as temporary, open(temporary, "w") as handle:
+        json.dump(results, handle)
+    # vLLM's orderly shutdown, run when `llm` is released, takes seconds that every run would
+    # pay; the answers are on disk and `run` ends the whole process group.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -315,9 +251,8 @@ def _pause_for_tests() -> None:
     path = os.environ.get(TEST_PAUSE_ENV)
     if not path:
         return
-    pending = Path(f"{path}.tmp")
-    pending.write_text(str(os.getpid()))
-    pending.replace(path)  # the file appears whole: the test reads the pid as soon as it exists
+    # The file appears whole: the test reads the pid as soon as it exists.
+    write_atomically(Path(path), str(os.getpid()))
     while True:
         signal.pause()
 
@@ -389,7 +324,7 @@ def reprocess_tied_layers(model) -> list[str]:
 
 
 def _answer(request: Request | TokenRequest, output) -> Answer:
-    """What a vLLM `RequestOutput` answers `request` (see `TokenAnswer`)."""
+    """What a vLLM `RequestOutput` answers `request` (leakbench.schema's `TokenAnswer`)."""
     if isinstance(request, Request):
         return [choice.text for choice in output.outputs]
     prompt_logprobs = None

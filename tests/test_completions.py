@@ -1,5 +1,5 @@
 from leakbench.completions import Store, request_key
-from leakbench.serving import Request, Sampling
+from leakbench.schema import Request, Sampling
 
 GREEDY = Sampling(max_tokens=8)
 

@@ -14,7 +14,7 @@ import pytest
 
 from leakbench import endpoint, models, pipeline
 from leakbench.probes import PrivacyData
-from leakbench.serving import Request, Sampling
+from leakbench.schema import Request, Sampling, cut_at_stops
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,10 +77,12 @@ def test_batched_completions_come_back_in_order(server):
     sampled = Sampling(n=2, temperature=0.8, max_tokens=8, seed=1)
     prompts = [f'def f{i}(x):\n    """Return x plus {i}."""\n' for i in range(40)]
     requests = [Request(p, greedy) for p in prompts] + [Request(prompts[0], sampled)]
-    out = endpoint.generate(server, "kl", requests)
-    assert [len(c) for c in out] == [1] * 40 + [2]
-    single = endpoint.generate(server, "kl", [requests[7]])
-    assert single[0] == out[7]  # greedy: the same text alone as in a batch of 40
+    server_generator = endpoint.Endpoint(server)
+    out = server_generator.generate({"kl": requests, "none": requests[:3]})
+    assert [len(c) for c in out["kl"]] == [1] * 40 + [2]
+    single = server_generator.generate({"kl": [requests[7]]})["kl"]
+    assert single[0] == out["kl"][7]  # greedy: the same text alone as in a batch of 40
+    assert len(out["none"]) == 3  # the base model, in the same batch of calls
 
 
 def test_the_benchmark_runs_through_the_endpoint(server, tmp_path):
@@ -98,5 +100,5 @@ def test_the_benchmark_runs_through_the_endpoint(server, tmp_path):
 
 def test_stops_past_the_server_limit_are_applied_to_the_text():
     stops = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif")
-    assert endpoint.cut_at_stops("    return 1\nprint(x)\nif y", stops) == "    return 1"
-    assert endpoint.cut_at_stops("    return 1", stops) == "    return 1"
+    assert cut_at_stops("    return 1\nprint(x)\nif y", stops) == "    return 1"
+    assert cut_at_stops("    return 1", stops) == "    return 1"

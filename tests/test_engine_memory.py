@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from leakbench import engine_memory, models, pipeline, serving, tiny
+from leakbench import endpoint, engine_memory, models, pipeline, serving, tiny
 from leakbench.engine_memory import EngineMemoryShort, GiB, MemoryNow, ModelShape
 from leakbench.probes import PrivacyData
-from leakbench.serving import EngineJob, Request, Sampling, TokenRequest
+from leakbench.schema import Request, Sampling, TokenRequest
+from leakbench.serving import EngineJob
 
 MiB = 1 << 20
 # 4 layers x 4 KV heads x 64 values, keys and values in float32: 8 KiB per token.
@@ -159,7 +160,8 @@ def test_a_run_short_of_memory_stops_before_training(short_of_memory, small_case
     with pytest.raises(EngineMemoryShort):
         pipeline.prepare(micro, ("none",), data, {"none": [PROBE]}, tmp_path, rebuild=False,
                          run_id="r")
-    monkeypatch.setattr(pipeline, "generate_remote", lambda *args: {})  # --endpoint: no engine
+    monkeypatch.setattr(endpoint.Endpoint, "generate",  # --endpoint: no engine
+                        lambda self, requests: {n: [["x"]] * len(rs) for n, rs in requests.items()})
     pipeline.prepare(micro, ("none",), data, {"none": [PROBE]}, tmp_path, rebuild=False,
                      run_id="r", endpoint_url="http://localhost:1")
 

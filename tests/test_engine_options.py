@@ -10,7 +10,8 @@ import pytest
 
 from leakbench import pipeline, serving
 from leakbench.options import OptionError, parse_engine_arg, parse_options
-from leakbench.serving import EngineFailed, EngineJob, Request, Sampling
+from leakbench.schema import Request, Sampling
+from leakbench.serving import EngineFailed, EngineJob
 from leakbench.unlearn import Variant
 
 pytest_plugins = ["pytester"]
@@ -80,18 +81,19 @@ def test_errors_are_one_line_naming_the_option(tmp_path, raw, option, says):
     assert message.startswith(f"{option}: ") and says in message and "\n" not in message
 
 
-def test_the_plugin_takes_both_options(pytester, tmp_path):
+def test_the_plugin_takes_both_options(benchmark_pytester, tmp_path):
     config = _config(tmp_path, "[engine]\ntensor_parallel_size = 8\n")
-    pytester.makepyfile(
+    benchmark_pytester.makepyfile(
         """
         def test_engine_args(run_options):
             assert run_options.engine_args == {"tensor_parallel_size": 2, "enforce_eager": True}
         """
     )
-    result = pytester.runpytest(f"--engine-config={config}", "--engine-arg",
-                                "tensor_parallel_size=2", "--engine-arg=enforce_eager=true")
+    result = benchmark_pytester.runpytest(f"--engine-config={config}", "--engine-arg",
+                                          "tensor_parallel_size=2",
+                                          "--engine-arg=enforce_eager=true")
     result.assert_outcomes(passed=1)
-    bad = pytester.runpytest("--engine-arg=model=x")
+    bad = benchmark_pytester.runpytest("--engine-arg=model=x")
     assert [line for line in bad.errlines if line.startswith("ERROR:")] == [
         "ERROR: --engine-arg: model is set by LeakBench for each engine (the weights and adapters "
         "of the variants it serves); reserved: model, enable_lora"]

@@ -26,7 +26,8 @@ from leakbench.privacy_metrics import (
     minkpp_scores,
 )
 from leakbench.probes import PrivacyData
-from leakbench.serving import EngineJob, Request, Sampling, TokenRequest
+from leakbench.schema import Request, Sampling, TokenRequest
+from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant
 from reports.records import Collected, parse_record
 from reports.render import NO_PRIVLEAK, render

@@ -6,8 +6,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from leakbench import pipeline, serving
+from leakbench.completions import Store, request_key
 from leakbench.plant import PlantConfig, plant, planting_retain
-from leakbench.serving import EngineFailed, EngineJob, Request, Sampling, TokenRequest
+from leakbench.schema import Request, Sampling, TokenRequest
+from leakbench.serving import EngineFailed, EngineJob
 from leakbench.unlearn import Variant
 
 
@@ -70,6 +72,36 @@ def test_variants_go_to_one_engine_per_architecture_in_their_order(tmp_path):
                 "kl": Variant("kl", planted, tmp_path / "kl", "k3")}
     assert pipeline.engine_groups(variants) == [{planted: ["none", "kl"], retrain: ["retrain"]},
                                                 {deeper: ["big"]}]
+
+
+class _Recording:
+    """A `Generator` that answers each request with its prompt and keeps what it was asked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests):
+        self.calls.append(requests)
+        return {name: [[r.prompt] for r in variant_requests]
+                for name, variant_requests in requests.items()}
+
+
+def test_one_generator_call_fills_what_the_stores_lack(tmp_path):
+    a, b = Request("a", Sampling()), Request("b", Sampling())
+    stores = {"none": Store(tmp_path / "none"), "kl": Store(tmp_path / "kl")}
+    stores["none"].add([a], [["cached"]])
+    generator = _Recording()
+    answers = pipeline.fill(stores, {"none": [a, b], "kl": [a]}, generator)
+    assert generator.calls == [{"none": [b], "kl": [a]}]
+    assert answers == {"none": {request_key(a): ["cached"], request_key(b): ["b"]},
+                       "kl": {request_key(a): ["a"]}}
+    assert pipeline.fill(stores, {"none": [a, b], "kl": [a]}, generator) == answers
+    assert len(generator.calls) == 1  # nothing lacking: no call
+
+
+def test_a_run_without_privacy_metrics_measures_nothing(tmp_path):
+    prepared = pipeline.Prepared("micro", {}, {"kl": {}})
+    assert pipeline.measure(prepared, tmp_path, rebuild=True, run_id="r") is prepared
 
 
 SECRETS = [f'API_KEY = "zq{n}x-{n * 7919 % 10007:05d}-vk"\n' for n in range(8)]

@@ -1,5 +1,5 @@
-"""The `prepared` fixture: every variant built and every completion generated before the first
-test judges one (leakbench.pipeline does the work).
+"""The `prepared` fixture: every variant built, every completion generated and the privacy
+metrics measured before the first test judges one (leakbench.pipeline does the work).
 
 Only what the collected tests need is made: the requests of the tests left after -k, -m and --lf,
 and the privacy metrics of the algorithms whose memorization tests were collected. Under xdist
@@ -57,7 +57,8 @@ def _stop(request: pytest.FixtureRequest, message: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def prepared(request: pytest.FixtureRequest):
-    """Every variant built and every completion generated, once per run (see leakbench.pipeline)."""
+    """Every variant built, every completion generated (`pipeline.prepare`) and the privacy
+    metrics of the collected memorization tests measured (`pipeline.measure`), once per run."""
     from leakbench import pipeline
     from leakbench.endpoint import EndpointError
     from leakbench.engine_memory import EngineMemoryShort
@@ -68,12 +69,14 @@ def prepared(request: pytest.FixtureRequest):
     options = config.stash[RUN_OPTIONS]
     run_id = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
     try:
-        return pipeline.prepare(
+        generated = pipeline.prepare(
             config.stash[MODEL_SPEC], options.algorithms, config.stash[RUN_CASES],
             _needed_requests(request.session, options), options.cache_dir,
             rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
             engine_args=options.engine_args, metrics=options.metrics,
             measured=_measured_algorithms(request.session))
+        return pipeline.measure(generated, options.cache_dir, rebuild=options.rebuild,
+                                run_id=run_id)
     except (EngineFailed, EngineMemoryShort, EndpointError, ModelUnavailable) as err:
         _stop(request, str(err))
     except OSError as err:
