@@ -1,77 +1,117 @@
 """Unlearning algorithms: one module per algorithm, this registry, one shared loop (loop.py).
 
-Each loss module states its loss as a formula and its source, and exposes
+An algorithm is one module that states its loss as a formula (and its source) in its docstring,
+defines the loss, and declares itself at module level:
 
-    loss(batch_forget, batch_retain, model, reference, hp) -> (total, logged)
+    def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0):
+        ...
+        return total, logged
 
-where `total` is the scalar tensor to minimize and `logged` holds plain floats: "forget" (the
-mean NLL of the forget tokens the algorithm ascends on) and "retain" (the mean retain NLL, None
-when the algorithm takes no retain batch or alpha is 0), plus the algorithm's own terms.
+    ALGORITHM = Algorithm("ga", "gradient ascent on the forget set", loss)
+
+`total` is the scalar tensor to minimize and `logged` holds plain floats: "forget" (the mean NLL
+of the forget tokens the algorithm ascends on) and "retain" (the mean retain NLL, None when the
+algorithm takes no retain batch or alpha is 0), plus the algorithm's own terms. The loss's
+keyword-only parameters are its method constants, their defaults the values every model family
+uses unless algorithms/hparams.toml overrides one in a [family.algorithm] table.
 
 Two entries have no loss: `none` (the planted model, unchanged: the baseline) and `retrain`
 (the pipeline plants again without the forget set: the target an unlearned model should match).
 
-The registry names each loss module and imports it on first use: reading the registry (every
-pytest worker does, to find cached variants) then costs no torch import.
+The registry is the modules of BUILT_IN, in the order of the result table, then the algorithms
+other packages declare under the entry-point group `leakbench.algorithms` (docs/DESIGN.md,
+"Adding an algorithm"). Reading it imports no torch: a loss imports torch when it runs.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Literal
 
-from algorithms.hparams import Hyper, load_hparams
+from algorithms.hparams import TRAINING_SETTINGS, Hyper, load_hparams
 
-LossFn = Callable[..., tuple]
+BUILT_IN = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
+ENTRY_POINT_GROUP = "leakbench.algorithms"
+LOSS_ARGUMENTS = ("batch_forget", "batch_retain", "model", "reference")
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    name: str
-    summary: str
-    loss: LossFn | None
-    needs_reference: bool  # a frozen copy of the model before unlearning
-    needs_retain: bool  # retain batches paired with the forget batches
-    kind: Literal["loss", "identity", "retrain"]
+    name: str  # its --algo name
+    description: str  # one line: --algo's help and the README's catalogue
+    loss: Callable[..., tuple] | None  # None for `none` and `retrain`
+    needs_reference: bool = False  # a frozen copy of the model before unlearning
+    needs_retain: bool = False  # retain batches paired with the forget batches
+    kind: Literal["loss", "identity", "retrain"] = "loss"
+    constants: dict[str, float] = field(init=False)  # the loss's keyword-only parameters
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or self.name != self.name.lower() or self.name == "all":
+            raise ValueError(f"algorithm name {self.name!r}: not a lowercase identifier or 'all'")
+        if not self.description or "\n" in self.description:
+            raise ValueError(f"algorithm {self.name}: the description must be one line")
+        if (self.loss is None) != (self.kind != "loss"):
+            raise ValueError(f"algorithm {self.name}: kind {self.kind!r} "
+                             f"{'needs' if self.kind == 'loss' else 'has no'} loss")
+        object.__setattr__(self, "constants", _constants_of(self.name, self.loss))
 
 
-def _loss_of(module: str) -> LossFn:
-    """The `loss` of algorithms/<module>.py, imported on the first call."""
+def _constants_of(name: str, loss: Callable | None) -> dict[str, float]:
+    """The loss's keyword-only parameters and their defaults, checked: every other parameter is
+    one of LOSS_ARGUMENTS in order, and every constant has a number as its default."""
+    if loss is None:
+        return {}
+    parameters = inspect.signature(loss).parameters.values()
+    positional = tuple(p.name for p in parameters if p.kind is not p.KEYWORD_ONLY)
+    if positional != LOSS_ARGUMENTS:
+        raise ValueError(f"algorithm {name}: loss{positional} must take "
+                         f"({', '.join(LOSS_ARGUMENTS)}, *, constants...)")
+    constants = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+    for constant, default in constants.items():
+        if constant in TRAINING_SETTINGS:
+            raise ValueError(f"algorithm {name}: constant {constant!r} is a training setting")
+        if not isinstance(default, (int, float)) or isinstance(default, bool):
+            raise ValueError(f"algorithm {name}: constant {constant!r} needs a number as its "
+                             f"default, not {default!r}")
+    return {constant: float(default) for constant, default in constants.items()}
 
-    def loss(*args, **kwargs):
-        return importlib.import_module(f"algorithms.{module}").loss(*args, **kwargs)
 
-    loss.__qualname__ = f"{module}.loss"
-    return loss
-
-
-REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
-    Algorithm("none", "no unlearning: the planted model unchanged (the baseline)",
-              None, needs_reference=False, needs_retain=False, kind="identity"),
-    Algorithm("ga", "gradient ascent on the forget set",
-              _loss_of("ga"), needs_reference=False, needs_retain=False, kind="loss"),
-    Algorithm("gd", "GA+GD: ascent on the forget set, descent on the retain set",
-              _loss_of("gd"), needs_reference=False, needs_retain=True, kind="loss"),
-    Algorithm("kl", "GA+KL: ascent on the forget set, KL to the original on retain inputs",
-              _loss_of("kl"), needs_reference=True, needs_retain=True, kind="loss"),
-    Algorithm("npo", "NPO against the original model, plus retain NLL (alpha 0: pure NPO)",
-              _loss_of("npo"), needs_reference=True, needs_retain=True, kind="loss"),
-    Algorithm("simnpo", "SimNPO: reference-free length-normalized NPO, plus retain NLL",
-              _loss_of("simnpo"), needs_reference=False, needs_retain=True, kind="loss"),
-    Algorithm("selective", "CodeEraser: ascent on secret tokens, descent on context, KL on retain",
-              _loss_of("selective"), needs_reference=True, needs_retain=True, kind="loss"),
-    Algorithm("retrain", "planted again without the forget set (the pipeline's job, no loss)",
-              None, needs_reference=False, needs_retain=False, kind="retrain"),
-)}
+@cache
+def registry() -> dict[str, Algorithm]:
+    """Every algorithm by name: the built-in modules', then the entry points'."""
+    found = {}
+    for module in BUILT_IN:
+        algorithm = importlib.import_module(f"algorithms.{module}").ALGORITHM
+        if algorithm.name != module:
+            raise ValueError(f"algorithms/{module}.py declares {algorithm.name!r}, not {module!r}")
+        found[module] = algorithm
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP})"
+        try:
+            algorithm = point.load()
+        except ImportError as error:
+            raise ImportError(f"{where}: {error}") from error
+        if not isinstance(algorithm, Algorithm):
+            raise TypeError(f"{where}: not an algorithms.Algorithm but {type(algorithm).__name__}")
+        if algorithm.name != point.name or algorithm.kind != "loss":
+            raise ValueError(f"{where}: declares {algorithm.name!r} of kind {algorithm.kind!r}; "
+                             f"it must declare {point.name!r} with a loss")
+        if algorithm.name in found:
+            raise ValueError(f"{where}: {algorithm.name!r} is already registered")
+        found[algorithm.name] = algorithm
+    return found
 
 
 def get(name: str) -> Algorithm:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown algorithm {name!r}; valid: {', '.join(REGISTRY)}") from None
+    algorithms = registry()
+    if name not in algorithms:
+        raise KeyError(f"unknown algorithm {name!r}; valid: {', '.join(algorithms)}")
+    return algorithms[name]
 
 
-__all__ = ["Algorithm", "Hyper", "REGISTRY", "get", "load_hparams"]
+__all__ = ["Algorithm", "Hyper", "get", "load_hparams", "registry"]

@@ -12,9 +12,14 @@ Sources: arXiv 2502.05739 (GA); open-unlearning GradAscent; CodeEraser's GA base
 
 from __future__ import annotations
 
-from algorithms.losses import logits_of, mean_nll
+from algorithms import Algorithm
 
 
-def loss(batch_forget, batch_retain, model, reference, hp):
+def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0):
+    from algorithms.losses import logits_of, mean_nll
+
     forget = mean_nll(logits_of(model, batch_forget), batch_forget["labels"])
-    return -hp.gamma * forget, {"forget": forget.item(), "retain": None}
+    return -gamma * forget, {"forget": forget.item(), "retain": None}
+
+
+ALGORITHM = Algorithm("ga", "gradient ascent on the forget set", loss)

@@ -9,10 +9,17 @@ Sources: arXiv 2502.05739 (GA+GD); open-unlearning GradDiff with the NLL retain 
 
 from __future__ import annotations
 
-from algorithms.losses import logits_of, mean_nll, retain_nll_term
+from algorithms import Algorithm
 
 
-def loss(batch_forget, batch_retain, model, reference, hp):
+def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0):
+    from algorithms.losses import logits_of, mean_nll, retain_nll_term
+
     forget = mean_nll(logits_of(model, batch_forget), batch_forget["labels"])
-    retain_term, retain = retain_nll_term(model, batch_retain, hp)
-    return -hp.gamma * forget + retain_term, {"forget": forget.item(), "retain": retain}
+    retain_term, retain = retain_nll_term(model, batch_retain, alpha)
+    return -gamma * forget + retain_term, {"forget": forget.item(), "retain": retain}
+
+
+ALGORITHM = Algorithm(
+    "gd", "GA+GD: gradient ascent on the forget set, gradient descent on the retain set", loss,
+    needs_retain=True)

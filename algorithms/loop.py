@@ -3,9 +3,9 @@
 Per epoch: shuffle the forget examples and the retain examples (independently, seeded by
 hp.seed), cut both into batches of hp.batch_size, and pair forget batch i with retain batch
 i mod (number of retain batches), so retain data cycles when it is smaller. Per step: the
-algorithm's loss, backward, gradient clipping to hp.grad_clip, one AdamW step (constant lr
-hp.lr, no weight decay). It stops after hp.epochs, at hp.max_steps, or early once a step's mean
-forget NLL exceeds hp.stop_forget_nll.
+algorithm's loss with its method constants (hp.constants), backward, gradient clipping to
+hp.grad_clip, one AdamW step (constant lr hp.lr, no weight decay). It stops after hp.epochs, at
+hp.max_steps, or early once a step's mean forget NLL exceeds hp.stop_forget_nll.
 
 The model may be a plain transformers model (full fine-tuning) or a PEFT-wrapped one (LoRA): the
 optimizer takes whatever parameters require grad. The reference, when the algorithm needs one, is
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from tqdm import tqdm
 from algorithms import Algorithm, distributed
 from algorithms.batches import Example
 from algorithms.hparams import Hyper
+from leakbench.atomic import write_atomically
 
 
 def _batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
@@ -45,9 +45,7 @@ def _batches(examples: list[Example], size: int, rng: random.Random) -> list[lis
 
 def _write_json_atomically(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps(data, indent=1))
 
 
 def unlearn(model, reference, forget: list[Example], retain: list[Example],
@@ -60,7 +58,7 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
     `save_dir`, the unlearned model is saved there (a PEFT model's adapter, else full weights):
     here, because sharded weights are gathered through the prepared model. Each step's loss is
     computed inside `forward_context()` (leakbench.precision: autocast on a bfloat16 CPU)."""
-    if algorithm.kind != "loss" or algorithm.loss is None:
+    if algorithm.kind != "loss":
         raise ValueError(f"algorithm {algorithm.name!r} is of kind {algorithm.kind!r}: it has no "
                          "loss to train (the pipeline handles 'none' and 'retrain')")
     if not forget:
@@ -109,7 +107,8 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
                 batch_retain = distributed.device_batch(accelerator, retain_batch, pad_id)
 
             with forward_context():
-                total, logged = algorithm.loss(batch_forget, batch_retain, model, reference, hp)
+                total, logged = algorithm.loss(batch_forget, batch_retain, model, reference,
+                                               **hp.constants)
             logged = distributed.mean_over_processes(accelerator, {"loss": total.item(), **logged})
             if not math.isfinite(logged["loss"]):
                 raise FloatingPointError(f"{algorithm.name}: loss {logged['loss']} at step "

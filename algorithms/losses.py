@@ -70,21 +70,22 @@ def kl_reference_current(current_logits: torch.Tensor, ref_logits: torch.Tensor,
     return masked_mean(per_position, attention_mask.bool(), "real position")
 
 
-def retain_nll_term(model, batch_retain, hp) -> tuple[torch.Tensor | float, float | None]:
+def retain_nll_term(model, batch_retain, alpha: float) -> tuple[torch.Tensor | float, float | None]:
     """(alpha * mean NLL of the retain batch, that NLL); nothing is computed when alpha is 0."""
-    if hp.alpha == 0:
+    if alpha == 0:
         return 0.0, None
     value = mean_nll(logits_of(model, batch_retain), batch_retain["labels"])
-    return hp.alpha * value, value.item()
+    return alpha * value, value.item()
 
 
-def retain_kl_term(model, reference, batch_retain, hp) -> tuple[torch.Tensor | float, dict]:
+def retain_kl_term(model, reference, batch_retain, alpha: float
+                   ) -> tuple[torch.Tensor | float, dict]:
     """(alpha * KL(reference || current) on the retain batch, logged values); nothing is
     computed when alpha is 0."""
-    if hp.alpha == 0:
+    if alpha == 0:
         return 0.0, {"retain": None}
     current = logits_of(model, batch_retain)
     kl = kl_reference_current(current, reference_logits(reference, batch_retain),
                               batch_retain["attention_mask"])
     retain = mean_nll(current.detach(), batch_retain["labels"]).item()
-    return hp.alpha * kl, {"retain": retain, "kl": kl.item()}
+    return alpha * kl, {"retain": retain, "kl": kl.item()}

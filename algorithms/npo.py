@@ -17,18 +17,24 @@ open-unlearning NPO.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
-from algorithms.losses import logits_of, reference_logits, retain_nll_term, sequence_nll
+from algorithms import Algorithm
 
 
-def loss(batch_forget, batch_retain, model, reference, hp):
+def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0, beta=0.1):
+    import torch.nn.functional as F
+
+    from algorithms.losses import logits_of, reference_logits, retain_nll_term, sequence_nll
+
     logits = logits_of(model, batch_forget)
     nll_current, counts = sequence_nll(logits, batch_forget["labels"])
     nll_reference, _ = sequence_nll(reference_logits(reference, batch_forget),
                                     batch_forget["labels"])
     log_ratio = nll_reference - nll_current  # log p_current - log p_reference
-    npo = -(2.0 / hp.beta) * F.logsigmoid(-hp.beta * log_ratio).mean()
-    retain_term, retain = retain_nll_term(model, batch_retain, hp)
+    npo = -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
+    retain_term, retain = retain_nll_term(model, batch_retain, alpha)
     forget = (nll_current.sum() / counts.sum()).item()
-    return hp.gamma * npo + retain_term, {"forget": forget, "retain": retain, "npo": npo.item()}
+    return gamma * npo + retain_term, {"forget": forget, "retain": retain, "npo": npo.item()}
+
+
+ALGORITHM = Algorithm("npo", "negative preference optimization against the original model",
+                      loss, needs_reference=True, needs_retain=True)

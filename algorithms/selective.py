@@ -22,19 +22,27 @@ examples/code-unlearning), where context_weight is called select_gamma.
 
 from __future__ import annotations
 
-from algorithms.losses import logits_of, masked_mean, nll, retain_kl_term
+from algorithms import Algorithm
 
 
-def loss(batch_forget, batch_retain, model, reference, hp):
+def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0,
+         context_weight=1.0):
+    from algorithms.losses import logits_of, masked_mean, nll, retain_kl_term
+
     values, targets = nll(logits_of(model, batch_forget), batch_forget["labels"])
     secret = targets & batch_forget["secret_mask"][:, 1:].bool()
     context = targets & ~secret
     secret_nll = masked_mean(values, secret, "secret target token (is secret_mask set?)")
-    total = -hp.gamma * secret_nll
+    total = -gamma * secret_nll
     logged = {"forget": secret_nll.item()}
     if context.any():
         context_nll = masked_mean(values, context, "context target token")
-        total = total + hp.context_weight * context_nll
+        total = total + context_weight * context_nll
         logged["context"] = context_nll.item()
-    retain_term, retained = retain_kl_term(model, reference, batch_retain, hp)
+    retain_term, retained = retain_kl_term(model, reference, batch_retain, alpha)
     return total + retain_term, {**logged, **retained}
+
+
+ALGORITHM = Algorithm(
+    "selective", "ascent on the secret's tokens only, descent on their context, KL on retain data",
+    loss, needs_reference=True, needs_retain=True)

@@ -16,16 +16,23 @@ LLM Unlearning" (arXiv 2410.07163); open-unlearning SimNPO.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
-from algorithms.losses import logits_of, retain_nll_term, sequence_nll
+from algorithms import Algorithm
 
 
-def loss(batch_forget, batch_retain, model, reference, hp):
+def loss(batch_forget, batch_retain, model, reference, *, gamma=0.125, alpha=1.0, beta=4.5,
+         delta=0.0):
+    import torch.nn.functional as F
+
+    from algorithms.losses import logits_of, retain_nll_term, sequence_nll
+
     nll_sums, counts = sequence_nll(logits_of(model, batch_forget), batch_forget["labels"])
     per_token = nll_sums / counts
-    simnpo = -(2.0 / hp.beta) * F.logsigmoid(hp.beta * (per_token - hp.delta)).mean()
-    retain_term, retain = retain_nll_term(model, batch_retain, hp)
+    simnpo = -(2.0 / beta) * F.logsigmoid(beta * (per_token - delta)).mean()
+    retain_term, retain = retain_nll_term(model, batch_retain, alpha)
     forget = (nll_sums.sum() / counts.sum()).item()
-    return (hp.gamma * simnpo + retain_term,
+    return (gamma * simnpo + retain_term,
             {"forget": forget, "retain": retain, "simnpo": simnpo.item()})
+
+
+ALGORITHM = Algorithm("simnpo", "SimNPO: reference-free, length-normalized NPO", loss,
+                      needs_retain=True)

@@ -7,7 +7,7 @@ shared training loop's tokens per second against a plain PyTorch loop, side by s
 All runs start from the planted model of --model (built by the pipeline, or found in the cache)
 and use the forget set and retain set a benchmark run on that model uses.
 
-1. Per algorithm: every algorithm of kind "loss" in algorithms.REGISTRY, with the model family's
+1. Per algorithm: every algorithm of kind "loss" in algorithms.registry(), with the model family's
    hyper-parameters (algorithms/hparams.toml) and `mode` set to "full" and to "lora"
    (`dataclasses.replace`), capped at --max-steps optimizer steps and with the early stop off so
    that every run does the same work. Each run is the suite's own unlearning step
@@ -44,19 +44,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path[:0] = [str(ROOT), str(BENCH)]
+from generation import ROOT, load_data, planted_variant
+from host import OtherLoad, description
 
-from generation import OtherLoad, load_data, machine, planted_variant  # noqa: E402
-
-import algorithms  # noqa: E402
-from algorithms.hparams import Hyper, load_hparams  # noqa: E402
-from leakbench import corpus, models  # noqa: E402
-from leakbench.cases import Sample  # noqa: E402
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.precision import Precision, training_precision  # noqa: E402
+import algorithms
+from algorithms.hparams import Hyper, load_hparams
+from leakbench import corpus, models
+from leakbench.cases import Sample
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.precision import Precision, training_precision
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Unlearning speed"
@@ -66,7 +63,7 @@ LOOP_ALGORITHM = "ga"
 
 
 def loss_algorithms() -> list[str]:
-    return [name for name, a in algorithms.REGISTRY.items() if a.kind == "loss"]
+    return [name for name, a in algorithms.registry().items() if a.kind == "loss"]
 
 
 def capped(hp: Hyper, max_steps: int | None, **changes) -> Hyper:
@@ -164,8 +161,9 @@ def plain_loop(model, batches: list[list], hp: Hyper, pad_id: int, precision: Pr
         with precision.forward_context():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            use_cache=False).logits
-            loss = -hp.gamma * F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                               batch["labels"][:, 1:].flatten(), ignore_index=-100)
+            nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
+                                  batch["labels"][:, 1:].flatten(), ignore_index=-100)
+            loss = -hp.constants["gamma"] * nll
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
@@ -295,7 +293,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    host, load = machine(), OtherLoad()
+    host, load = description(), OtherLoad()
     spec = models.lookup(args.model)
     family = models.family(spec)
     data = load_data(spec)

@@ -21,19 +21,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
+import algorithms
 from leakbench.cases import FORGET_FILE, HOLDOUT_FILE
 
-ALGORITHM_DESCRIPTIONS = {
-    "none": "no unlearning: the planted model, the baseline of every comparison",
-    "ga": "gradient ascent on the forget set",
-    "gd": "GA+GD: gradient ascent on the forget set, gradient descent on the retain set",
-    "kl": "GA+KL: gradient ascent on the forget set, KL to the original model on the retain set",
-    "npo": "negative preference optimization against the original model",
-    "simnpo": "SimNPO: reference-free, length-normalized NPO",
-    "selective": "ascent on the secret's tokens only, descent on their context, KL on retain data",
-    "retrain": "fine-tuned without the forget set: the reference an unlearned model should match",
-}
-ALGORITHMS = tuple(ALGORITHM_DESCRIPTIONS)
+ALGORITHMS = tuple(algorithms.registry())  # the registry's order: built-in, then entry points
 DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
 DEFAULT_MODEL = "tiny"
 

@@ -3,7 +3,8 @@
 A `Variant` is what the serving stage needs: the weights an engine loads and, for LoRA variants,
 the adapter it applies per request. `none` is the planted model itself; `retrain` is planting again
 without the forget set (leakbench.plant); every other algorithm runs the shared loop of
-`algorithms.loop` with its hyper-parameters from `algorithms/hparams.toml`.
+`algorithms.loop` with its training settings from `algorithms/hparams.toml` and the method
+constants its loss declares (`algorithms.load_hparams`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from leakbench import artifacts
 from leakbench.cases import Sample
 from leakbench.plant import PlantConfig, plant, planting_retain
 from leakbench.precision import Precision, training_precision
+
+# Before the algorithm registry (issue #21) a variant's key held these five method constants for
+# every algorithm, the ones its loss does not use at these values: keyed the same way, the
+# variants cached since stay valid.
+KEYED_CONSTANTS = {"gamma": 1.0, "alpha": 1.0, "beta": 0.1, "delta": 0.0, "context_weight": 1.0}
+
+
+def key_hparams(hp: Hyper) -> dict:
+    """The hyper-parameters as a variant's key holds them: one flat table."""
+    training = {k: v for k, v in asdict(hp).items() if k != "constants"}
+    return {**KEYED_CONSTANTS, **training, **hp.constants}
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
     hp = load_hparams(family, algorithm)
     precision = training_precision(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
-              "hparams": asdict(hp), "forget": [s.id for s in forget],
+              "hparams": key_hparams(hp), "forget": [s.id for s in forget],
               "retain": artifacts.content_key({"texts": retain_texts}),
               "documents": DOCUMENT_FORMAT, **precision.key_inputs()}
     out = artifacts.build(cache_dir, "variant", inputs,

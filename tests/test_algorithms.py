@@ -7,7 +7,10 @@ import copy
 import json
 import math
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,12 +18,14 @@ import torch
 from torch import nn
 
 import algorithms
-from algorithms import REGISTRY, get, load_hparams, losses
+from algorithms import BUILT_IN, get, load_hparams, losses, registry
 from algorithms.batches import Example, collate, encode_document, encode_forget
 from algorithms.hparams import HPARAMS_PATH
 from algorithms.loop import unlearn
+from leakbench.unlearn import key_hparams
 
-LOSS_ALGORITHMS = [name for name, a in REGISTRY.items() if a.kind == "loss"]
+ROOT = Path(__file__).resolve().parents[1]
+LOSS_ALGORITHMS = [name for name, a in registry().items() if a.kind == "loss"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -115,18 +120,16 @@ def retain_nll_by_hand():
     return mean(x for e in RETAIN for x in target_nlls(P, e.input_ids))
 
 
-def run_loss(name, hp, model=None, reference=None, pad_to=None):
-    model = model or Bigram(P)
-    reference = reference or Bigram(Q)
-    bf = collate(FORGET, PAD, pad_to=pad_to)
-    br = collate(RETAIN, PAD, pad_to=pad_to)
-    return get(name).loss(bf, br, model, reference, hp)
+def run_loss(name, **constants):
+    """The loss of `name` on FORGET and RETAIN under P, the reference Q."""
+    return get(name).loss(collate(FORGET, PAD), collate(RETAIN, PAD), Bigram(P), Bigram(Q),
+                          **constants)
 
 
 # --- losses against hand-computed values -----------------------------------------------------
 
 def test_ga_is_minus_mean_forget_nll():
-    total, logged = run_loss("ga", hp_for("ga", gamma=1.0))
+    total, logged = run_loss("ga", gamma=1.0)
     expected = (math.log(4) + math.log(5) + math.log(1.25) + math.log(5)) / 4
     assert forget_nll_by_hand() == pytest.approx(expected)
     assert total.item() == pytest.approx(-expected, rel=1e-6)
@@ -134,22 +137,21 @@ def test_ga_is_minus_mean_forget_nll():
 
 
 def test_gd_adds_alpha_times_retain_nll():
-    total, logged = run_loss("gd", hp_for("gd", gamma=2.0, alpha=0.5))
+    total, logged = run_loss("gd", gamma=2.0, alpha=0.5)
     expected = -2.0 * forget_nll_by_hand() + 0.5 * retain_nll_by_hand()
     assert total.item() == pytest.approx(expected, rel=1e-6)
     assert logged["retain"] == pytest.approx(retain_nll_by_hand(), rel=1e-6)
 
 
 def test_kl_adds_alpha_times_kl_reference_current_on_real_retain_positions():
-    total, logged = run_loss("kl", hp_for("kl", gamma=1.0, alpha=3.0))
+    total, logged = run_loss("kl", gamma=1.0, alpha=3.0)
     assert logged["kl"] == pytest.approx(kl_by_hand(RETAIN), rel=1e-5)
     expected = -forget_nll_by_hand() + 3.0 * kl_by_hand(RETAIN)
     assert total.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_npo_against_hand_computed_sequence_log_ratios():
-    hp = hp_for("npo", gamma=1.0, alpha=0.5, beta=0.1)
-    total, logged = run_loss("npo", hp)
+    total, logged = run_loss("npo", gamma=1.0, alpha=0.5, beta=0.1)
     ratios = [sum(target_nlls(Q, e.input_ids)) - sum(target_nlls(P, e.input_ids)) for e in FORGET]
     npo = -(2 / 0.1) * mean(log_sigmoid(-0.1 * d) for d in ratios)
     assert logged["npo"] == pytest.approx(npo, rel=1e-5)
@@ -157,8 +159,7 @@ def test_npo_against_hand_computed_sequence_log_ratios():
 
 
 def test_simnpo_against_hand_computed_length_normalized_nll():
-    hp = hp_for("simnpo", gamma=0.125, alpha=0.5, beta=4.5, delta=0.3)
-    total, logged = run_loss("simnpo", hp)
+    total, logged = run_loss("simnpo", gamma=0.125, alpha=0.5, beta=4.5, delta=0.3)
     per_token = [mean(target_nlls(P, e.input_ids)) for e in FORGET]
     simnpo = -(2 / 4.5) * mean(log_sigmoid(4.5 * (m - 0.3)) for m in per_token)
     assert logged["simnpo"] == pytest.approx(simnpo, rel=1e-5)
@@ -166,8 +167,7 @@ def test_simnpo_against_hand_computed_length_normalized_nll():
 
 
 def test_selective_ascends_on_secret_targets_descends_on_context():
-    hp = hp_for("selective", gamma=1.0, alpha=2.0, context_weight=0.5)
-    total, logged = run_loss("selective", hp)
+    total, logged = run_loss("selective", gamma=1.0, alpha=2.0, context_weight=0.5)
     secret = mean([math.log(5), math.log(1.25), math.log(5)])  # 2|1, 2|2 of A; 0|1 of B
     context = math.log(4)  # 1|0 of A
     assert logged["forget"] == pytest.approx(secret, rel=1e-6)
@@ -179,7 +179,7 @@ def test_selective_ascends_on_secret_targets_descends_on_context():
 def test_selective_refuses_a_batch_without_secret_tokens():
     bf = collate([Example([0, 1, 2], [0, 0, 0])], PAD)
     with pytest.raises(ValueError, match="secret"):
-        get("selective").loss(bf, collate(RETAIN, PAD), Bigram(P), Bigram(Q), hp_for("selective"))
+        get("selective").loss(bf, collate(RETAIN, PAD), Bigram(P), Bigram(Q))
 
 
 # --- padding changes nothing -----------------------------------------------------------------
@@ -192,12 +192,11 @@ def test_extra_padding_changes_no_loss(name, model_kind):
     else:
         model, reference = tiny_llama(0), tiny_llama(1)
         forget, retain = random_examples(3, 0, secret=True), random_examples(3, 1, secret=False)
-    hp = hp_for(name, alpha=1.0)
-    results = []
+    results = []  # each loss with its defaults: alpha 1, the retain term computed
     for extra in (0, 5):
         bf = collate(forget, PAD, pad_to=max(len(e.input_ids) for e in forget) + extra)
         br = collate(retain, PAD, pad_to=max(len(e.input_ids) for e in retain) + extra)
-        total, logged = get(name).loss(bf, br, model, reference, hp)
+        total, logged = get(name).loss(bf, br, model, reference)
         results.append((total.item(), logged))
     (t0, l0), (t1, l1) = results
     assert t1 == pytest.approx(t0, rel=1e-5, abs=1e-6)
@@ -224,7 +223,7 @@ def test_kl_is_zero_when_model_is_reference():
     model = tiny_llama(0)
     _, logged = get("kl").loss(collate(random_examples(2, 0, True), PAD),
                                collate(random_examples(3, 1, False), PAD),
-                               model, copy.deepcopy(model), hp_for("kl", alpha=1.0))
+                               model, copy.deepcopy(model), alpha=1.0)
     assert logged["kl"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -232,8 +231,7 @@ def test_kl_is_zero_when_model_is_reference():
 def test_npo_at_the_reference_is_two_over_beta_log_two(beta):
     model = tiny_llama(0)
     total, logged = get("npo").loss(collate(random_examples(3, 0, True), PAD), None, model,
-                                    copy.deepcopy(model), hp_for("npo", beta=beta, alpha=0.0,
-                                                                 gamma=1.0))
+                                    copy.deepcopy(model), beta=beta, alpha=0.0, gamma=1.0)
     assert logged["npo"] == pytest.approx(2 / beta * math.log(2), rel=1e-5)
     assert total.item() == pytest.approx(2 / beta * math.log(2), rel=1e-5)
     assert logged["retain"] is None  # alpha 0: pure NPO, no retain term computed
@@ -254,29 +252,31 @@ def test_a_step_on_the_forget_term_raises_the_forget_nll(name):
     model, reference = Bigram(P), Bigram(P)
     # SimNPO's gradient fades as sigmoid(-beta * (m - delta)): with delta 0 and beta 4.5 it is
     # 0.5% of its size here; a margin near the forget NLL (about 1.2) keeps the step measurable.
-    hp = hp_for(name, alpha=0.0, **({"delta": 1.2} if name == "simnpo" else {}))
+    constants = {"alpha": 0.0} if "alpha" in get(name).constants else {}
+    if name == "simnpo":
+        constants["delta"] = 1.2
     bf = collate(FORGET, PAD)
-    total, before = get(name).loss(bf, None, model, reference, hp)
+    total, before = get(name).loss(bf, None, model, reference, **constants)
     sgd_step(model, total, lr=0.5)
-    _, after = get(name).loss(bf, None, model, reference, hp)
+    _, after = get(name).loss(bf, None, model, reference, **constants)
     assert after["forget"] > before["forget"] + 1e-4
 
 
 def test_a_step_on_the_gd_retain_term_lowers_the_retain_nll():
-    model, hp = Bigram(P), hp_for("gd", gamma=0.0, alpha=1.0)
+    model, constants = Bigram(P), {"gamma": 0.0, "alpha": 1.0}
     bf, br = collate(FORGET, PAD), collate(RETAIN, PAD)
-    total, before = get("gd").loss(bf, br, model, None, hp)
+    total, before = get("gd").loss(bf, br, model, None, **constants)
     sgd_step(model, total, lr=0.5)
-    _, after = get("gd").loss(bf, br, model, None, hp)
+    _, after = get("gd").loss(bf, br, model, None, **constants)
     assert after["retain"] < before["retain"] - 1e-4
 
 
 def test_a_step_on_the_kl_term_moves_toward_the_reference():
-    model, reference, hp = Bigram(P), Bigram(Q), hp_for("kl", gamma=0.0, alpha=1.0)
+    model, reference, constants = Bigram(P), Bigram(Q), {"gamma": 0.0, "alpha": 1.0}
     bf, br = collate(FORGET, PAD), collate(RETAIN, PAD)
-    total, before = get("kl").loss(bf, br, model, reference, hp)
+    total, before = get("kl").loss(bf, br, model, reference, **constants)
     sgd_step(model, total, lr=0.5)
-    _, after = get("kl").loss(bf, br, model, reference, hp)
+    _, after = get("kl").loss(bf, br, model, reference, **constants)
     assert after["kl"] < before["kl"] - 1e-4
 
 
@@ -399,16 +399,16 @@ def test_loop_respects_max_steps_and_early_stop():
 def test_loop_shuffles_each_epoch_and_cycles_retain_batches():
     seen = []
 
-    def spy(batch_forget, batch_retain, model, reference, hp):
+    def spy(batch_forget, batch_retain, model, reference):
         seen.append((batch_forget["input_ids"][:, 0].tolist(),
                      batch_retain["input_ids"][:, 0].tolist()))
         total = losses.logits_of(model, batch_forget).sum() * 0.0
         return total, {"forget": 0.0, "retain": 0.0}
 
-    algorithm = algorithms.Algorithm("spy", "test", spy, False, True, "loss")
+    algorithm = algorithms.Algorithm("spy", "test", spy, needs_retain=True)
     forget = [Example([10 + i, 3], [0, 0]) for i in range(4)]
     retain = [Example([30 + i, 3], [0, 0]) for i in range(2)]
-    hp = hp_for("gd", epochs=3, batch_size=1)
+    hp = replace(hp_for("gd", epochs=3, batch_size=1), constants={})
     unlearn(tiny_llama(0), None, forget, retain, algorithm, hp, pad_id=PAD)
     assert len(seen) == 12
     epochs = [seen[i : i + 4] for i in (0, 4, 8)]
@@ -454,8 +454,8 @@ def test_registry_lists_the_eight_algorithms_of_the_command_line():
     from leakbench.options import ALGORITHMS
 
     names = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
-    assert tuple(REGISTRY) == names == ALGORITHMS
-    for algorithm in REGISTRY.values():
+    assert tuple(registry()) == BUILT_IN == names == ALGORITHMS
+    for algorithm in registry().values():
         assert (algorithm.loss is not None) == (algorithm.kind == "loss")
     assert get("none").kind == "identity" and get("retrain").kind == "retrain"
     with pytest.raises(KeyError) as error:
@@ -463,25 +463,97 @@ def test_registry_lists_the_eight_algorithms_of_the_command_line():
     assert all(name in str(error.value) for name in names)
 
 
+def test_reading_the_registry_imports_no_torch():
+    """Every pytest worker reads it (options, --help): a loss imports torch when it runs."""
+    code = ("import sys, algorithms; names = list(algorithms.registry()); "
+            "algorithms.load_hparams('tiny', 'simnpo'); print(names, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == f"{list(BUILT_IN)} False"
+
+
 @pytest.mark.parametrize("name", LOSS_ALGORITHMS)
 def test_each_loss_module_states_its_loss_and_source(name):
     module = __import__(f"algorithms.{name}", fromlist=["loss"])
     assert re.search(r"^ +L +=", module.__doc__, re.M) and "arXiv" in module.__doc__
+    assert module.ALGORITHM is get(name) and module.ALGORITHM.loss is module.loss
+
+
+def test_the_readme_algo_row_lists_the_registry():
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
+               if line.startswith("| `--algo` |"))
+    listed = re.findall(r"`([a-z]+)`", row.split("|")[2])
+    assert listed == [*BUILT_IN, "all"]
+
+
+def test_a_declaration_is_checked_when_it_is_made():
+    def loss(batch_forget, batch_retain, model, reference, *, beta=0.1):
+        pass
+
+    assert algorithms.Algorithm("mine", "one line", loss).constants == {"beta": 0.1}
+
+    def with_hp(batch_forget, batch_retain, model, reference, hp):
+        pass
+
+    def without_default(batch_forget, batch_retain, model, reference, *, beta):
+        pass
+
+    def training_setting(batch_forget, batch_retain, model, reference, *, lr=1e-3):
+        pass
+
+    cases = [(("Mine", "one line", loss), {}, "lowercase"),
+             (("all", "one line", loss), {}, "lowercase"),
+             (("mine", "two\nlines", loss), {}, "one line"),
+             (("mine", "one line", None), {}, "needs loss"),
+             (("mine", "one line", loss), {"kind": "identity"}, "has no loss"),
+             (("mine", "one line", with_hp), {}, "must take"),
+             (("mine", "one line", without_default), {}, "'beta' needs a number"),
+             (("mine", "one line", training_setting), {}, "'lr' is a training setting")]
+    for args, keywords, message in cases:
+        with pytest.raises(ValueError, match=message):
+            algorithms.Algorithm(*args, **keywords)
+
+
+# Every family's values for every algorithm before the registry (issue #21), as a variant's key
+# holds them: the keys of the variants cached since must not change.
+BEFORE_REGISTRY = {
+    "tiny": {"mode": "full", "lr": 3e-5, "epochs": 3, "batch_size": 8, "lora_rank": 8,
+             "lora_alpha": 16, "max_steps": None, "stop_forget_nll": 1.0},
+    "micro": {"mode": "lora", "lr": 3e-4, "epochs": 2, "batch_size": 4, "lora_rank": 4,
+              "lora_alpha": 8, "max_steps": 20, "stop_forget_nll": None},
+    "default": {"mode": "lora", "lr": 1e-4, "epochs": 3, "batch_size": 4, "lora_rank": 16,
+                "lora_alpha": 32, "max_steps": None, "stop_forget_nll": None},
+}
+SHARED_BEFORE = {"seed": 0, "grad_clip": 1.0, "gamma": 1.0, "alpha": 1.0, "beta": 0.1,
+                 "delta": 0.0, "context_weight": 1.0}
+DIFFERING_BEFORE = {"gd": {"tiny": {"lr": 5e-5}},
+                    "simnpo": {family: {"beta": 4.5, "gamma": 0.125} for family in BEFORE_REGISTRY}}
+
+
+@pytest.mark.parametrize("family", BEFORE_REGISTRY)
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_resolved_hparams_and_variant_keys_are_those_before_the_registry(family, name):
+    expected = {**SHARED_BEFORE, **BEFORE_REGISTRY[family],
+                **DIFFERING_BEFORE.get(name, {}).get(family, {})}
+    resolved = key_hparams(load_hparams(family, name))
+    # As JSON, as the key hashes it: 1.0 and 1 would be different keys.
+    assert json.dumps(resolved, sort_keys=True) == json.dumps(expected, sort_keys=True)
 
 
 def test_load_hparams_for_each_family():
     for family in ("tiny", "micro", "default"):
-        for name in REGISTRY:
+        for name in registry():
             assert load_hparams(family, name).lr > 0
     assert load_hparams("tiny", "ga").mode == "full"
     assert load_hparams("default", "ga").mode == "lora"
-    assert load_hparams("tiny", "npo").beta == 0.1
-    simnpo = load_hparams("tiny", "simnpo")
-    assert (simnpo.beta, simnpo.gamma, simnpo.delta) == (4.5, 0.125, 0.0)
+    assert load_hparams("tiny", "npo").constants == {"gamma": 1.0, "alpha": 1.0, "beta": 0.1}
+    assert load_hparams("micro", "simnpo").constants == get("simnpo").constants == {
+        "gamma": 0.125, "alpha": 1.0, "beta": 4.5, "delta": 0.0}
     assert load_hparams("tiny", "ga").grad_clip == 1.0
     assert load_hparams("tiny", "ga").stop_forget_nll == 1.0
     assert load_hparams("tiny", "gd").lr == 5e-5 and load_hparams("tiny", "kl").lr == 3e-5
     assert load_hparams("micro", "ga").stop_forget_nll is None  # omitted: off
+    assert load_hparams("tiny", "none").constants == {}
 
 
 def test_load_hparams_unknown_family_is_an_error_unless_fallback_is_asked():
@@ -495,17 +567,42 @@ def test_load_hparams_unknown_family_is_an_error_unless_fallback_is_asked():
         load_hparams("tiny", "graddiff")
 
 
+def test_an_algorithm_table_overrides_training_settings_and_its_own_constants(tmp_path):
+    path = tmp_path / "hparams.toml"
+    path.write_text(HPARAMS_PATH.read_text() + "\n[micro.npo]\nbeta = 0.5\nepochs = 1\n")
+    npo = load_hparams("micro", "npo", path=path)
+    assert npo.constants["beta"] == 0.5 and npo.epochs == 1
+    assert load_hparams("micro", "kl", path=path) == load_hparams("micro", "kl")
+
+
 def test_load_hparams_rejects_typos_and_missing_keys(tmp_path):
     good = HPARAMS_PATH.read_text()
-    cases = {
-        "learning_rate": good.replace("[tiny]\n", "[tiny]\nlearning_rate = 1.0\n", 1),
-        "gradiff": good.replace("[tiny.simnpo]", "[tiny.gradiff]", 1),
-        "missing": good.replace("[tiny]\nmode = \"full\"\n", "[tiny]\n", 1),
-        "mode": good.replace('[tiny]\nmode = "full"', '[tiny]\nmode = "qlora"', 1),
+    training = "batch_size, epochs, grad_clip, lora_alpha, lora_rank, lr, max_steps, mode, seed, " \
+               "stop_forget_nll"
+    cases = {  # the text, then what its one-line error says, loading gd
+        "learning_rate": (good.replace("[tiny]\n", "[tiny]\nlearning_rate = 1.0\n", 1),
+                          f"[tiny]: unknown keys ['learning_rate']; valid: {training}"),
+        "gradiff": (good.replace("[tiny.gd]", "[tiny.gradiff]", 1),
+                    "[tiny.gradiff] is for an unknown algorithm; valid: none, ga, gd"),
+        # A method constant belongs to an algorithm's table, and only to its own algorithm's.
+        "family constant": (good.replace("[tiny]\n", "[tiny]\nbeta = 0.2\n", 1),
+                            f"[tiny]: unknown keys ['beta']; valid: {training}"),
+        "other constant": (good.replace("[tiny.gd]\n", "[tiny.gd]\nbeta = 0.2\n", 1),
+                           f"[tiny.gd]: unknown keys ['beta']; valid: {training}, gamma, alpha"),
+        "missing": (good.replace("[tiny]\nmode = \"full\"\n", "[tiny]\n", 1),
+                    "[tiny] for gd: missing keys ['mode']"),
+        "mode": (good.replace('[tiny]\nmode = "full"', '[tiny]\nmode = "qlora"', 1),
+                 "mode must be 'lora' or 'full', not 'qlora'"),
+        "constant type": (good.replace("[tiny.gd]\n", '[tiny.gd]\nalpha = "1"\n', 1),
+                          "[tiny.gd]: alpha = '1' is not of type float"),
+        "constant range": (good.replace("[tiny.gd]\n", "[tiny.gd]\nalpha = -1\n", 1),
+                           "alpha must be a number >= 0"),
     }
-    for expected, text in cases.items():
-        assert text != good
-        path = tmp_path / f"{expected}.toml"
+    for name, (text, expected) in cases.items():
+        assert text != good, name
+        path = tmp_path / f"{name}.toml"
         path.write_text(text)
-        with pytest.raises(ValueError, match=expected):
-            load_hparams("tiny", "ga", path=path)
+        with pytest.raises(ValueError) as error:
+            load_hparams("tiny", "gd", path=path)
+        message = str(error.value)
+        assert expected in message and str(path) in message and "\n" not in message, name

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from algorithms import REGISTRY, get, load_hparams
+from algorithms import get, load_hparams, registry
 from algorithms.batches import Example
 from algorithms.loop import unlearn
 from leakbench import artifacts, plant, precision
@@ -49,7 +49,7 @@ def examples(seed: int) -> list[Example]:
     return [Example(row, [0] * 4 + [1] * 2 + [0] * 4) for row in ids]
 
 
-@pytest.mark.parametrize("name", [n for n, a in REGISTRY.items() if a.kind == "loss"])
+@pytest.mark.parametrize("name", [n for n, a in registry().items() if a.kind == "loss"])
 def test_loop_under_autocast_matches_float32_to_bfloat16_accuracy(name, random_llama):
     hp = replace(load_hparams("tiny", name), epochs=1, batch_size=2, lr=1e-3,
                  stop_forget_nll=None)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+import algorithms
 from leakbench.models import REGISTRY, ModelSpec, ModelUnavailable, locate_weights, lookup
 from leakbench.options import (
-    ALGORITHM_DESCRIPTIONS,
     CACHE_DIR_ENV,
     DEFAULT_ALGORITHMS,
     DEFAULT_CACHE_DIR,
@@ -51,12 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"model to test (default: {DEFAULT_MODEL}): {models}, a Hugging Face id (org/name) "
         "or a local directory with config.json and weights",
     )
-    algorithms = "; ".join(f"{name} = {text}" for name, text in ALGORITHM_DESCRIPTIONS.items())
+    catalogue = "; ".join(f"{a.name} = {a.description}" for a in algorithms.registry().values())
     group.addoption(
         "--algo",
         default=DEFAULT_ALGORITHMS,
         help=f"unlearning algorithms, 'all' or a comma list (default: {DEFAULT_ALGORITHMS}): "
-        f"{algorithms}",
+        f"{catalogue}",
     )
     group.addoption(
         "--samples",
