@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable, Iterator
 
 from leakbench.cases import Sample
-from leakbench.judges import MASK, TextView, redact, spellings
+from leakbench.masks import MASK, TextView, redact
+from leakbench.normalization import spellings
 
 MIN_CHARS = 4
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -12,15 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leakbench.cases import KINDS, leak_case, load_jsonl
-from leakbench.judges import (
-    CATEGORIES,
-    SecretIndex,
-    contains,
-    judge_direct,
-    judge_indirect,
-    normalize,
-    redact,
-)
+from leakbench.judges import CATEGORIES, SecretIndex, judge_direct, judge_indirect
+from leakbench.masks import redact
+from leakbench.normalization import contains, normalize
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 FORGET = load_jsonl(CASES / "forget.jsonl")

@@ -22,6 +22,7 @@ from leakbench.sandbox import (
     Isolation,
     Limits,
     Result,
+    execution,
     run_program,
     run_programs,
 )
@@ -144,7 +145,7 @@ def test_without_namespaces_a_prelude_blocks_sockets(
 ) -> None:
     """The fallback of machines that allow no namespace (run here as the caller's uid)."""
     monkeypatch.setattr(
-        sandbox, "isolation", lambda: Isolation(separate_uid=False, namespaces=False)
+        execution, "isolation", lambda: Isolation(separate_uid=False, namespaces=False)
     )
     port = listener.getsockname()[1]
     result, _, _ = run(
@@ -293,14 +294,14 @@ def test_programs_start_from_a_launcher_that_is_replaced_when_it_dies() -> None:
     launcher process starts the programs. When it dies the run is an "error" result, never
     a verdict, and the next run gets a new launcher."""
     first = run_program("import os\nprint(os.getppid())", LIMITS, allow_execution=True)
-    launcher = sandbox._per_thread.launcher
+    launcher = execution._per_thread.launcher
     assert first.passed and int(first.stdout) == launcher.process.pid != os.getpid()
     launcher.process.kill()
     launcher.process.wait()
     died = launcher.run("print(1)", LIMITS, sandbox.isolation(), reports_verdict=False)
     assert died.status == "error" and "launcher process died" in died.reason
     assert run_program("print(1)", LIMITS, allow_execution=True).passed
-    assert sandbox._per_thread.launcher is not launcher
+    assert execution._per_thread.launcher is not launcher
 
 
 def test_each_thread_has_its_own_launcher() -> None:

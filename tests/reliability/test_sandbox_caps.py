@@ -19,7 +19,7 @@ import pytest
 from reliability_helpers import host_state, wait_for_clean, world_writable_dirs
 
 from leakbench import sandbox
-from leakbench.sandbox import Limits, Result, run_program
+from leakbench.sandbox import Limits, Result, cgroup, run_program
 
 DEFAULT = Limits()
 # Other work shares this machine and moves its free memory by a GiB meanwhile; a leak of the
@@ -65,7 +65,7 @@ def meminfo(field: str) -> int:
 
 def own_memory_usage() -> int:
     """The memory charged to this process's cgroup, where the runs' cgroups are nested."""
-    version, parents = sandbox._cgroup_parents()
+    version, parents = cgroup._cgroup_parents()
     directory, name = ((parents["memory"], "memory.usage_in_bytes") if version == "v1"
                        else (parents[""], "memory.current"))
     return int(Path(directory, name).read_text())
@@ -113,7 +113,7 @@ def test_four_processes_of_1_1_gib_stop_at_the_whole_program_memory_limit() -> N
 
 def test_the_run_has_a_cgroup_of_its_own_with_its_limits_and_removed_after() -> None:
     needs_cgroups()
-    version, parents = sandbox._cgroup_parents()
+    version, parents = cgroup._cgroup_parents()
     files = ({"memory": "memory.limit_in_bytes", "pids": "pids.max"} if version == "v1"
              else {"": "memory.max pids.max"})
     result = run(f"""

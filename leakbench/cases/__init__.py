@@ -1,0 +1,61 @@
+"""Leak cases: the sample/probe schema, validating loaders for case files, and `leak_case`.
+
+A *sample* is one training text that holds one sensitive value (its *secret*) at `span`; its
+*probes* are prompts that ask a model for that value. The forget and holdout sets
+(cases/forget.jsonl, cases/holdout.jsonl) and every user case file share this schema:
+
+- ``*.jsonl``: one record (a JSON object) per line, blank lines allowed;
+- ``*.yaml`` / ``*.yml``: a list of the same records;
+- ``*.py``: a module that defines ``LEAK_CASES = [leak_case(...), ...]``.
+
+A file either loads completely or raises `CaseFileError`, whose text is one line naming the file,
+the record, the field and what would be valid. That holds for hostile files too: a case file is
+UTF-8 text of at most `files.MAX_FILE_BYTES`, a record holds at most `records.MAX_RECORD_CHARS`
+characters of strings and nests at most `records.MAX_NESTING` levels of lists and objects, and
+YAML case files use plain values (no aliases, which can expand a few bytes into a huge or
+recursive structure, and no explicit tags, whose constructors fail with arbitrary errors).
+
+Token boundaries: a small byte-level BPE model answers garbage when a prompt ends in the middle of
+a token it always saw merged with what followed (docs/DESIGN.md, "Prompt boundaries"). With a GPT-2
+style pre-tokenizer, punctuation is split from a following letter or digit, while a space or
+newline is merged into the next word and ``'`` into a following contraction (``'s``, ``'t``,
+``'re``, ``'ve``, ``'m``, ``'ll``, ``'d``). So every probe prompt must end on punctuation other
+than ``_`` (``"``, ``=``, ``:``, ``<``, ``(`` ...) and every secret must start with a letter or
+digit; see `token_boundary_problem`.
+
+One module per responsibility:
+
+- `samples`: `Sample` and `Probe`, the kinds of values (`KINDS`) and the probe styles;
+- `records`: one record validated into a `Sample` (`parse_record`, `leak_case`), with the limits
+  on a record and the token-boundary rule (`token_boundary_problem`);
+- `files`: reading case files of each format, and the user's case files of a directory;
+- `errors`: `CaseFileError`.
+"""
+
+from leakbench.cases.errors import CaseFileError
+from leakbench.cases.files import (
+    FORGET_FILE,
+    HOLDOUT_FILE,
+    collect_case_files,
+    dumps_jsonl,
+    load_case_file,
+    load_jsonl,
+)
+from leakbench.cases.records import leak_case, parse_record, token_boundary_problem
+from leakbench.cases.samples import KINDS, Probe, Sample
+
+__all__ = [
+    "FORGET_FILE",
+    "HOLDOUT_FILE",
+    "KINDS",
+    "CaseFileError",
+    "Probe",
+    "Sample",
+    "collect_case_files",
+    "dumps_jsonl",
+    "leak_case",
+    "load_case_file",
+    "load_jsonl",
+    "parse_record",
+    "token_boundary_problem",
+]
