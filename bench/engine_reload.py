@@ -34,12 +34,14 @@ from collections import Counter
 from pathlib import Path
 from typing import NoReturn
 
-from generation import ROOT, OtherLoad, benchmark_requests, load_data, machine, spread
+from generation import ROOT, benchmark_requests, load_data, spread
+from host import OtherLoad, description
 
 from leakbench import models, pipeline, serving
 from leakbench.docs_section import write_section
 from leakbench.options import parse_cache_dir
-from leakbench.serving import EngineJob, Request
+from leakbench.schema import Request
+from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
@@ -110,7 +112,7 @@ def main() -> None:
     if args.engine:
         engine(args.engine)
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    host, load = machine(), OtherLoad()
+    host, load = description(), OtherLoad()
     weights = shared_weights(args.cache_dir)
     requests = spread(benchmark_requests(load_data(models.lookup("tiny"))), args.prompts)
     print(f"{len(weights)} weights directories, {len(requests)} prompts", flush=True)

@@ -44,7 +44,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shlex
 import signal
 import statistics
@@ -56,17 +55,18 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from host import OtherLoad, description
 
-from leakbench import models, pipeline, serving  # noqa: E402
-from leakbench.completions import request_key  # noqa: E402
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.plant import plant_config  # noqa: E402
-from leakbench.probes import PrivacyData, functional_tasks  # noqa: E402
-from leakbench.serving import Request  # noqa: E402
-from leakbench.unlearn import Variant  # noqa: E402
+from leakbench import models, pipeline, serving
+from leakbench.completions import request_key
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.plant import plant_config
+from leakbench.probes import PrivacyData, functional_tasks
+from leakbench.schema import Request, Sampling
+from leakbench.unlearn import Variant
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Generation"
@@ -143,43 +143,8 @@ class Timing:
     phases: dict[str, float] = field(default_factory=dict)  # (a), (b): where the time went
 
 
-def machine() -> str:
-    """One line: cores, CPU, OS, Python, load average now."""
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
-                    if line.startswith("model name")), cpu)
-    return (f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}, Python "
-            f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the start "
-            "(a shared machine)")
-
-
-class OtherLoad:
-    """How many cores, on average since it was made, processes other than this one and its
-    waited-for children kept busy (from /proc/stat and os.times): on a shared machine a figure
-    taken while someone else trains is not comparable with one taken on an idle machine."""
-
-    def __init__(self) -> None:
-        self.start = self.sample()
-
-    @staticmethod
-    def sample() -> tuple[float, float, float]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [int(x) for x in stat.readline().split()[1:9]]
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle/iowait
-        own = os.times()
-        return (time.monotonic(), busy,
-                own.user + own.system + own.children_user + own.children_system)
-
-    def note(self) -> str:
-        (wall0, busy0, own0), (wall1, busy1, own1) = self.start, self.sample()
-        others = max(0.0, (busy1 - busy0 - (own1 - own0)) / (wall1 - wall0))
-        return (f"other processes kept {others:.2f} of {os.cpu_count()} cores busy on average "
-                "during the run" + (" (figures disturbed by them)" if others > 0.25 else ""))
-
-
 def load_data(spec: models.ModelSpec) -> PrivacyData:
-    """The cases a benchmark run on `spec` uses (as conftest.privacy_data)."""
+    """The cases a benchmark run on `spec` uses (as the plugin's `run_cases` fixture)."""
     return PrivacyData.load(ROOT / "cases", plant_config(models.family(spec)).forget_samples)
 
 
@@ -265,7 +230,7 @@ def engine_kwargs(variant: Variant, requests: list[Request]) -> dict:
     return serving.engine_kwargs(job)
 
 
-def sampling_params(sampling: serving.Sampling) -> dict:
+def sampling_params(sampling: Sampling) -> dict:
     """The `SamplingParams` keywords leakbench.serving builds for a text request."""
     return {"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens, "stop": list(sampling.stop), "seed": sampling.seed,
@@ -388,7 +353,7 @@ class HFGenerator:
         answers: dict[int, str] = {}  # position in `chosen` -> completion
         tokens = 0
         started = time.monotonic()
-        groups: dict[serving.Sampling, list[int]] = {}
+        groups: dict[Sampling, list[int]] = {}
         for i, request in enumerate(chosen):
             groups.setdefault(request.sampling, []).append(i)
         for positions in groups.values():
@@ -429,7 +394,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""))
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    host, load = machine(), OtherLoad()
+    host, load = description(), OtherLoad()
     spec = models.lookup(args.model)
     data = load_data(spec)
     variant = planted_variant(spec, data, args.cache_dir)

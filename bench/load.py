@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,12 +28,12 @@ import time
 from pathlib import Path
 
 import psutil
+from host import description
+
+from leakbench.cases import FORGET_FILE, HOLDOUT_FILE, dumps_jsonl, load_jsonl
+from leakbench.docs_section import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from leakbench.cases import FORGET_FILE, HOLDOUT_FILE, dumps_jsonl, load_jsonl  # noqa: E402
-from leakbench.docs_section import write_section  # noqa: E402
 
 RELIABILITY_MD = ROOT / "docs" / "RELIABILITY.md"
 SECTION = "Load"
@@ -188,8 +187,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="leakbench-load-") as work:
         result = run(args, Path(work))
     result.update(factor_asked=args.factor, date=time.strftime("%Y-%m-%d"),
-                  machine=f"{os.cpu_count()} cores, {platform.platform()}, load average "
-                          f"{os.getloadavg()[0]:.1f} at the end")
+                  machine=f"{description()}, load average {os.getloadavg()[0]:.1f} at the end")
     print(json.dumps(result, indent=2))
     if args.write:
         write_section(RELIABILITY_MD, SECTION, markdown(result))

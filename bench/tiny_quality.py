@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from host import description
 
-from leakbench import artifacts, capability, corpus, humaneval, sandbox, serving, tiny  # noqa: E402
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
+from leakbench import artifacts, capability, corpus, humaneval, sandbox, schema, serving, tiny
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def code_completion(model_dir: Path, window: int = 256) -> tuple[float, float, int]:
@@ -68,10 +66,10 @@ def main() -> None:
 
     tasks = capability.probe_tasks()
     problems = humaneval.load_problems()
-    code = serving.Sampling(max_tokens=64, stop=humaneval.STOP_SEQUENCES)
-    long_code = serving.Sampling(max_tokens=256, stop=humaneval.STOP_SEQUENCES)
-    requests = [serving.Request(t.prompt, code) for t in tasks]
-    requests += [serving.Request(p.prompt, long_code) for p in problems]
+    code = schema.Sampling(max_tokens=64, stop=humaneval.STOP_SEQUENCES)
+    long_code = schema.Sampling(max_tokens=256, stop=humaneval.STOP_SEQUENCES)
+    requests = [schema.Request(t.prompt, code) for t in tasks]
+    requests += [schema.Request(p.prompt, long_code) for p in problems]
     job = serving.EngineJob(weights={str(model_dir): ["base"]}, adapters={"base": None},
                             requests={"base": requests}, max_model_len=config.max_positions)
     with tempfile.TemporaryDirectory() as work:
@@ -94,8 +92,7 @@ def main() -> None:
         f"`{weights[:16]}`.",
         "",
         f"- Command: `python bench/tiny_quality.py --config {config.name}` "
-        f"({time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}).",
+        f"({time.strftime('%Y-%m-%d')}; {description()}).",
         f"- Build wall time in this run: {build_s:.0f} s "
         f"({'cache hit' if build_s < 60 else 'built now'}).",
         f"- Capability probe pass@1 (greedy, held-out tasks, sandboxed): "

@@ -1,6 +1,7 @@
 """Training precision: a step of each training loop in float32 and under bfloat16 autocast.
 
-    python bench/training_precision.py [--cache-dir DIR] [--steps 10] [--repeat 3]
+    python bench/training_precision.py [--model tiny|micro] [--cache-dir DIR] [--steps 10]
+                                       [--repeat 3] [--docs FILE]
 
 On a CPU with native bfloat16 the suite trains under `torch.autocast` (leakbench.precision). Side
 by side in one run, with the suite's torch threads, for the three loops of a cold `tiny` run:
@@ -11,27 +12,28 @@ by side in one run, with the suite's torch threads, for the three loops of a col
 Each step: forward and loss (in the precision's context), backward, clipping, AdamW. Reported:
 seconds per step (median of the steps after the first two, then of --repeat runs, the two
 precisions alternating which goes first) and the first step's loss in each (the same batch from
-the same weights: the gap is bfloat16's rounding). Needs `tiny` built and planted in the cache
-(any benchmark run). Writes the "Training precision" section of docs/PERFORMANCE.md.
+the same weights: the gap is bfloat16's rounding). Needs the model (`tiny` by default) built and
+planted in the cache (any benchmark run). Writes the "Training precision" section of
+docs/PERFORMANCE.md, or of --docs (tests/test_bench_smoke.py: `micro`, 3 steps, a temporary file).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from host import description
 
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.precision import Precision  # noqa: E402
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.precision import Precision
+from leakbench.tiny import CONFIGS, TinyConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training precision"
@@ -40,31 +42,31 @@ PRECISIONS = {"float32": Precision("cpu", "float32"),
 
 
 def only_artifact(cache_dir: Path, stage: str) -> Path:
+    """The last model directory of `stage` in the cache."""
     found = sorted((cache_dir / stage).glob("*/model.safetensors"))
     if not found:
         sys.exit(f"bench/training_precision.py: no {stage} artifact under {cache_dir / stage}; "
-                 "run the benchmark on tiny once or pass --cache-dir")
+                 "run the benchmark on the model once or pass --cache-dir")
     return found[-1].parent
 
 
-def step_batches(loop: str, cache_dir: Path, steps: int):
+def step_batches(loop: str, config: TinyConfig, cache_dir: Path, steps: int):
     """(model directory, a function loss(model, reference, i) for step i, needs a reference)."""
     import torch
     from transformers import AutoTokenizer
 
     from algorithms import get, load_hparams
     from algorithms.batches import collate, encode_document, encode_forget
-    from leakbench import corpus, tiny
+    from leakbench import corpus
     from leakbench.cases import FORGET_FILE, load_jsonl
 
     if loop == "build":
-        base = only_artifact(cache_dir, "base-tiny")
-        blocks = torch.randint(0, tiny.TINY.vocab_size, (steps, tiny.TINY.batch_size,
-                                                         tiny.TINY.seq_len),
+        base = only_artifact(cache_dir, f"base-{config.name}")
+        blocks = torch.randint(0, config.vocab_size, (steps, config.batch_size, config.seq_len),
                                generator=torch.Generator().manual_seed(0))
         return base, (lambda model, _, i: model(input_ids=blocks[i], labels=blocks[i]).loss), False
     if loop == "plant":
-        base = only_artifact(cache_dir, "base-tiny")
+        base = only_artifact(cache_dir, f"base-{config.name}")
         tokenizer = AutoTokenizer.from_pretrained(base)
         examples = [encode_document(t, tokenizer, 256) for t in corpus.retain_texts(16 * steps)]
         batches = [collate(examples[i * 16 : (i + 1) * 16], tokenizer.pad_token_id)
@@ -82,17 +84,17 @@ def step_batches(loop: str, cache_dir: Path, steps: int):
     retain = [encode_document(t, tokenizer, 256) for t in corpus.retain_texts(8 * steps)]
     pairs = [(collate(forget[i * 8 : (i + 1) * 8], tokenizer.pad_token_id),
               collate(retain[i * 8 : (i + 1) * 8], tokenizer.pad_token_id)) for i in range(steps)]
-    kl, hp = get("kl"), replace(load_hparams("tiny", "kl"), stop_forget_nll=None)
-    return planted, (lambda model, ref, i: kl.loss(*pairs[i], model, ref, hp)[0]), True
+    kl, hp = get("kl"), replace(load_hparams(config.name, "kl"), stop_forget_nll=None)
+    return planted, (lambda model, ref, i: kl.loss(*pairs[i], model, ref, **hp.constants)[0]), True
 
 
-def time_loop(loop: str, precision: Precision, cache_dir: Path, steps: int
+def time_loop(loop: str, precision: Precision, config: TinyConfig, cache_dir: Path, steps: int
               ) -> tuple[float, float]:
     """(median seconds per step after the first two, the first step's loss)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    weights, loss_of, needs_reference = step_batches(loop, cache_dir, steps)
+    weights, loss_of, needs_reference = step_batches(loop, config, cache_dir, steps)
     model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).train()
     reference = (AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).eval()
                  if needs_reference else None)
@@ -112,14 +114,20 @@ def time_loop(loop: str, precision: Precision, cache_dir: Path, steps: int
 
 
 def main() -> None:
-    import torch
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
                         help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="at least 3 (%(default)s)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
+                        help="the Markdown file whose section is rewritten (%(default)s)")
     args = parser.parse_args()
+    if args.steps < 3:
+        parser.error("--steps: at least 3 (the first two are left out of the median)")
+    import torch
+
+    config = CONFIGS[args.model]
     loops = ("build", "plant", "unlearn")
     per_step = {(loop, name): [] for loop in loops for name in PRECISIONS}
     first_loss = {}
@@ -127,7 +135,7 @@ def main() -> None:
         for loop in loops:
             names = list(PRECISIONS) if r % 2 == 0 else list(reversed(PRECISIONS))
             for name in names:
-                seconds, first_loss[loop, name] = time_loop(loop, PRECISIONS[name],
+                seconds, first_loss[loop, name] = time_loop(loop, PRECISIONS[name], config,
                                                             args.cache_dir, args.steps)
                 per_step[loop, name].append(seconds)
                 print(f"repeat {r + 1} {loop} {name}: {seconds:.3f} s/step", flush=True)
@@ -139,14 +147,14 @@ def main() -> None:
         rows.append(f"| {loop} | {exact:.3f} | {mixed:.3f} | {exact / mixed:.2f}x "
                     f"| {first_loss[loop, 'float32']:.4f} "
                     f"| {first_loss[loop, 'bfloat16 autocast']:.4f} |")
-    text = (f"Command: `python bench/training_precision.py --steps {args.steps} --repeat "
-            f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-            f"{platform.machine()}, native bfloat16: "
+    text = (f"Command: `python bench/training_precision.py --model {args.model} --steps "
+            f"{args.steps} --repeat "
+            f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {description()}, native bfloat16: "
             f"{torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()}, "
             f"{torch.get_num_threads()} torch threads; medians of {args.repeat} runs).\n\n"
             + "\n".join(rows) + "\n")
     print(text)
-    write_section(PERFORMANCE_MD, SECTION, text)
+    write_section(args.docs, SECTION, text)
 
 
 if __name__ == "__main__":

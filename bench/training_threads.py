@@ -1,6 +1,7 @@
 """Training threads: does tiny's training gain from running two stages side by side?
 
-    python bench/training_threads.py [--cache-dir DIR] [--steps 12] [--repeat 3]
+    python bench/training_threads.py [--model tiny|micro] [--cache-dir DIR] [--steps 12]
+                                     [--repeat 3] [--docs FILE]
 
 Planting and the retrain reference both start from the base model and could train at the same
 time. On 2 cores that pays only if one job with two threads uses them worse than two jobs with one
@@ -9,27 +10,29 @@ planting encodes them, forward in the suite's training precision (leakbench.prec
 backward, AdamW) timed with 2 threads, with 1 thread, and in two
 1-thread processes at once. Reported: seconds per step (median of the steps after the first two,
 then of --repeat runs) and the steps per second the machine gets in each setting. Needs the base
-`tiny` in the cache (built by any benchmark run). Writes the "Training threads" section of
-docs/PERFORMANCE.md.
+model (`tiny` by default) in the cache (built by any benchmark run). Writes the "Training threads"
+section of docs/PERFORMANCE.md, or of --docs (tests/test_bench_smoke.py: `micro`, 3 steps, a
+temporary file).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from host import description
 
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
-from leakbench.precision import cpu_precision  # noqa: E402
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
+from leakbench.precision import cpu_precision
+from leakbench.tiny import CONFIGS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training threads"
@@ -77,14 +80,20 @@ def main() -> None:
         print(time_steps(base, threads, steps))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
                         help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=12, help="at least 3 (%(default)s)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
+                        help="the Markdown file whose section is rewritten (%(default)s)")
     args = parser.parse_args()
-    bases = sorted((args.cache_dir / "base-tiny").glob("*/model.safetensors"))
+    if args.steps < 3:
+        parser.error("--steps: at least 3 (the first two are left out of the median)")
+    stage = args.cache_dir / f"base-{args.model}"
+    bases = sorted(stage.glob("*/model.safetensors"))
     if not bases:
-        sys.exit(f"bench/training_threads.py: no base tiny under {args.cache_dir / 'base-tiny'}; "
+        sys.exit(f"bench/training_threads.py: no base {args.model} under {stage}; "
                  "run the benchmark once or pass --cache-dir")
     base = str(bases[0].parent)
     settings = {"one job, 2 threads": (2, 1), "one job, 1 thread": (1, 1),
@@ -100,15 +109,15 @@ def main() -> None:
         rows.append(f"| {name} | {per_job:.3f} | {jobs / per_job:.2f} |")
     two, parallel = (statistics.median(s for r in results[k] for s in r)
                      for k in ("one job, 2 threads", "two jobs at once, 1 thread each"))
-    text = (f"Command: `python bench/training_threads.py --steps {args.steps} --repeat "
-            f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-            f"{platform.machine()}; base `tiny`, batch 16 of retain texts, "
+    text = (f"Command: `python bench/training_threads.py --model {args.model} --steps "
+            f"{args.steps} --repeat {args.repeat}` ({time.strftime('%Y-%m-%d')}, "
+            f"{description()}; base `{args.model}`, batch 16 of retain texts, "
             f"{cpu_precision().autocast or 'float32'} products).\n\n"
             + "\n".join(rows)
             + f"\n\nTwo stages side by side get {2 / parallel / (1 / two):.2f}x the steps per "
               "second of one stage with both threads.\n")
     print(text)
-    write_section(PERFORMANCE_MD, SECTION, text)
+    write_section(args.docs, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ every 0.1 s. Writes the "xdist memory" section of docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -21,12 +20,12 @@ import time
 from pathlib import Path
 
 import psutil
+from host import description
+
+from leakbench.docs_section import write_section
+from leakbench.options import parse_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from leakbench.docs_section import write_section  # noqa: E402
-from leakbench.options import parse_cache_dir  # noqa: E402
 
 GOAL = 1.3
 SELECTION = "email or iban or HumanEval-0 or add-"
@@ -76,7 +75,7 @@ def main() -> None:
     lines = [f"Goal: peak memory of the process tree with `-n 8` at most {GOAL}x that of `-n 1`. "
              f"Measured: {ratio:.2f}x: goal {'met' if ratio <= GOAL else 'missed'}.", "",
              f"- Command: `python bench/xdist_memory.py --model {args.model} --repeat "
-             f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores).",
+             f"{args.repeat}` ({time.strftime('%Y-%m-%d')}, {description()}).",
              f"- Each run: `pytest benchmark --model={args.model} --algo=none,kl -k "
              f"'{SELECTION}'`, completions regenerated (one engine start), models cached; "
              "median of the runs.", "",

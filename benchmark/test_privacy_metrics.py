@@ -8,8 +8,8 @@ import json
 import pytest
 
 from leakbench.memorization import forgotten
-from leakbench.outcomes import PROPERTY
 from leakbench.privacy_metrics import REFERENCE, aggregate
+from leakbench.record_property import PROPERTY
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@ result commands each own a section of docs/PERFORMANCE.md or docs/RESULTS.md."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from leakbench.atomic import write_atomically
 
 
 def write_section(path: Path, heading: str, body: str) -> None:
@@ -17,6 +18,4 @@ def write_section(path: Path, heading: str, body: str) -> None:
         text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + block
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomically(path, text)

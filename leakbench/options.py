@@ -1,22 +1,20 @@
-"""The values a user types on the command line, parsed and validated.
+"""The values a user types on the command line, parsed and validated one option at a time.
 
-Pure on purpose (no pytest, no torch): the plugin reads the raw strings from pytest and hands them
-to `parse_options`; everything here can be tested without starting a pytest run. Every problem is
-an `OptionError` whose message is one line starting with the option's name, so that the plugin can
-show it as a usage error.
+Pure on purpose (no pytest, no torch): everything here can be tested without starting a pytest
+run. Every problem is an `OptionError` whose message is one line starting with the option's name,
+so that the plugin can show it as a usage error. leakbench.run_options puts a run's options
+together; leakbench.engine_options parses the engine arguments.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import os
 import re
 import tempfile
-import tomllib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
@@ -71,16 +69,6 @@ _GATE_SHAPE = re.compile(
 
 DEFAULT_CACHE_DIR = Path("~/.cache/leakbench")
 CACHE_DIR_ENV = "LEAKBENCH_CACHE_DIR"
-ENGINE_CONFIG_MAX_BYTES = 1024 * 1024
-
-# Engine arguments LeakBench sets itself for every engine, from the variants it serves: a user value
-# would make the engine serve something other than what the run judges. Every other key of
-# vllm.EngineArgs may be given; the engine process checks the names (leakbench.serving).
-RESERVED_ENGINE_ARGS = ("model", "enable_lora")
-_ENGINE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PYTHON_LITERALS = ("True", "False", "None")
-
-
 class OptionError(ValueError):
     """A command-line value that cannot be used; the message is one line naming the option."""
 
@@ -102,27 +90,6 @@ class Gate:
 
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.threshold:g}"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything the user chose for this run, validated.
-
-    `model` is the name as typed; `leakbench.models.lookup` turns it into a `ModelSpec`.
-    """
-
-    model: str
-    algorithms: tuple[str, ...]
-    samples: int
-    temperature: float
-    cache_dir: Path
-    rebuild: bool
-    endpoint: str | None
-    gates: tuple[Gate, ...]
-    show_secrets: bool
-    cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
-    engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
-    metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -270,7 +237,7 @@ def cache_dir_option(value: object) -> str:
 
 def parse_output_dir(option: str, value: object) -> Path:
     """A directory LeakBench writes into: it may not exist yet, but it may not be a file."""
-    path = _user_path(option, value)
+    path = user_path(option, value)
     try:
         not_a_directory = path.exists() and not path.is_dir()
     except OSError as err:  # e.g. a name too long for the file system
@@ -302,7 +269,7 @@ def check_writable(option: str, path: Path) -> None:
                           f"{err.strerror or err}; choose a writable directory") from None
 
 
-def _user_path(option: str, value: object) -> Path:
+def user_path(option: str, value: object) -> Path:
     """`value` as a path with ~ expanded."""
     try:
         return Path(str(value)).expanduser()
@@ -311,48 +278,10 @@ def _user_path(option: str, value: object) -> Path:
                           "names; write the path out") from None
 
 
-def parse_options(raw: Mapping[str, object]) -> RunOptions:
-    """Validate the raw option values (keyed by the options' dest names) into `RunOptions`.
-
-    Missing or None values take their defaults, so ``parse_options({})`` is the default run.
-    """
-
-    def given(name: str, default: object) -> object:
-        value = raw.get(name)
-        return default if value is None else value
-
-    samples = parse_samples(given("samples", 1))
-    temperature = parse_temperature(given("temperature", 0.0))
-    if samples > 1 and temperature == 0:
-        raise OptionError(
-            f"--samples: {samples} samples at --temperature=0 are identical (greedy decoding); "
-            "set --temperature above 0 or use --samples=1"
-        )
-    endpoint = given("endpoint", "")
-    engine_args = parse_engine_args(given("engine_arg", ()), given("engine_config", ""))
-    if engine_args and endpoint:
-        raise OptionError("--engine-arg/--engine-config: no effect with --endpoint; the server "
-                          "there runs with the engine arguments it was started with")
-    return RunOptions(
-        model=str(given("model", DEFAULT_MODEL)).strip(),
-        algorithms=parse_algorithms(str(given("algo", DEFAULT_ALGORITHMS))),
-        samples=samples,
-        temperature=temperature,
-        cache_dir=parse_cache_dir(given("cache_dir", "")),
-        rebuild=bool(given("rebuild", False)),
-        endpoint=parse_endpoint(str(endpoint)) if endpoint else None,
-        gates=tuple(parse_gate(str(text)) for text in given("gate", ())),
-        show_secrets=bool(given("show_secrets", False)),
-        cases_dir=parse_cases_dir(given("cases_dir", "")),
-        engine_args=engine_args,
-        metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
-    )
-
-
 def parse_cases_dir(value: object) -> Path | None:
     if not value:
         return None
-    path = _user_path("--cases-dir", value)
+    path = user_path("--cases-dir", value)
     expected = f"give the directory that holds {FORGET_FILE}, {HOLDOUT_FILE} and your case files"
     try:
         if not path.is_dir():
@@ -364,84 +293,3 @@ def parse_cases_dir(value: object) -> Path | None:
         raise OptionError(f"--cases-dir: {path} lacks {' and '.join(missing)}; {expected} "
                           "(copy the two from cases/)")
     return path
-
-
-def parse_engine_args(pairs: Iterable[str], config: object = "") -> dict:
-    """The engine arguments of a run: the [engine] table of the --engine-config file (if given),
-    then each --engine-arg KEY=VALUE over it."""
-    engine_args = load_engine_config(config) if config else {}
-    engine_args.update(parse_engine_arg(str(text)) for text in pairs)
-    return engine_args
-
-
-def parse_engine_arg(text: str) -> tuple[str, object]:
-    """``KEY=VALUE``; the value is JSON when it parses as JSON (2, 0.9, true, {"level": 0}), else
-    the string as written. KEY may be written with dashes, as on vLLM's command line."""
-    key, equals, value = text.partition("=")
-    if not equals:
-        raise OptionError(f"--engine-arg: {text!r} is not KEY=VALUE, e.g. tensor_parallel_size=2")
-    if value.strip() in _PYTHON_LITERALS:
-        raise OptionError(f"--engine-arg: {text!r}: values are JSON; write true, false or null")
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = value
-    except RecursionError:
-        raise OptionError(f"--engine-arg: {key.strip()}: the value nests lists or objects too "
-                          "deeply to be an engine argument") from None
-    return _engine_key(key, "--engine-arg"), parsed
-
-
-def load_engine_config(value: object) -> dict:
-    """The [engine] table of a TOML file: vllm.EngineArgs keys and their values."""
-    path = _user_path("--engine-config", value)
-    try:
-        if path.exists() and not path.is_file():  # a directory, a device or pipe never ending
-            raise OptionError(f"--engine-config: {str(path)!r} is not a file; give a TOML file "
-                              "with an [engine] table")
-        with open(path, "rb") as file:
-            content = file.read(ENGINE_CONFIG_MAX_BYTES + 1)
-    except OSError as err:
-        raise OptionError(f"--engine-config: cannot read {str(path)!r}: {err.strerror}") from None
-    if len(content) > ENGINE_CONFIG_MAX_BYTES:
-        raise OptionError(f"--engine-config: {str(path)!r} is larger than "
-                          f"{ENGINE_CONFIG_MAX_BYTES // 1024} KiB; it holds an [engine] table of "
-                          "engine arguments")
-    try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise OptionError(f"--engine-config: {str(path)!r} is not UTF-8 text; expected a TOML "
-                          "file") from None
-    except RecursionError:
-        raise OptionError(f"--engine-config: {str(path)!r} nests arrays or tables too deeply to "
-                          "hold engine arguments") from None
-    except ValueError as err:  # tomllib.TOMLDecodeError, or an integer past the digit limit
-        raise OptionError(f"--engine-config: {str(path)!r} is not TOML: {err}") from None
-    table = data.get("engine")
-    if set(data) != {"engine"} or not isinstance(table, dict):
-        raise OptionError(f"--engine-config: {str(path)!r} must hold an [engine] table of vLLM "
-                          f"engine arguments and nothing else; found: {', '.join(data) or 'none'}")
-    engine_args = {}
-    for key, item in table.items():
-        try:
-            json.dumps(item)
-        except RecursionError:
-            raise OptionError(f"--engine-config: {key} in {str(path)!r} nests arrays or tables "
-                              "too deeply to be an engine argument") from None
-        except TypeError:
-            raise OptionError(f"--engine-config: {key} = {item!r} in {str(path)!r}: dates and "
-                              "times are no engine argument values") from None
-        engine_args[_engine_key(key, "--engine-config")] = item
-    return engine_args
-
-
-def _engine_key(key: str, option: str) -> str:
-    name = key.strip().replace("-", "_")
-    if not _ENGINE_KEY.fullmatch(name):
-        raise OptionError(f"{option}: {key!r} is not an engine argument name, "
-                          "e.g. tensor_parallel_size")
-    if name in RESERVED_ENGINE_ARGS:
-        raise OptionError(f"{option}: {name} is set by LeakBench for each engine (the weights and "
-                          f"adapters of the variants it serves); reserved: "
-                          f"{', '.join(RESERVED_ENGINE_ARGS)}")
-    return name

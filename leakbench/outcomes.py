@@ -1,11 +1,12 @@
 """How a benchmark test turns verdicts into its outcome: a recorded row, then pass or fail.
 
-Each test records one `leakbench` property (a small JSON object: metric, algorithm, probe id,
-category, counts; never a secret). Under pytest-xdist the property travels with the test's report
-to the controller, where the plugin builds the result table from reports alone. A leak or a
-failed program is a failed test whose message names the probe and the verdict category; every
-message goes through the run's `Redactor` (leakbench.redaction): the run's secrets masked unless
---show-secrets, control characters escaped, whatever the model or its program wrote.
+Each test records one `leakbench` property (leakbench.record_property: a small JSON object of
+metric, algorithm, probe id, category, counts; never a secret). Under pytest-xdist the property
+travels with the test's report to the controller, where the plugin builds the result table from
+reports alone. A leak or a failed program is a failed test whose message names the probe and the
+verdict category; every message goes through the run's `Redactor` (leakbench.redaction): the
+run's secrets masked unless --show-secrets, control characters escaped, whatever the model or its
+program wrote.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import json
 import pytest
 
 from leakbench.judges import CATEGORIES, Verdict
+from leakbench.record_property import PROPERTY
 from leakbench.redaction import Redactor
 from leakbench.sandbox import Result
-
-PROPERTY = "leakbench"
 
 
 def leak(record_property, metric: str, variant: dict, algorithm: str, probe,

@@ -21,6 +21,7 @@ from pathlib import Path
 from algorithms.distributed import UnsupportedLaunch
 from leakbench import launch, models, pipeline
 from leakbench.cases import CaseFileError
+from leakbench.committed_cases import CASES_DIR
 from leakbench.options import (
     DEFAULT_ALGORITHMS,
     DEFAULT_MODEL,
@@ -30,7 +31,6 @@ from leakbench.options import (
     parse_cases_dir,
 )
 from leakbench.plant import plant_config
-from leakbench.privacy_data import CASES_DIR
 from leakbench.probes import PrivacyData
 from leakbench.unlearn import Variant
 

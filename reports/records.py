@@ -1,6 +1,6 @@
 """The results a run's tests recorded, read from their reports.
 
-Every benchmark test records one `leakbench` user property (leakbench.outcomes.PROPERTY): a small
+Every benchmark test records one `leakbench` user property (leakbench.record_property): a small
 JSON object with its metric, algorithm, probe or problem id, verdict category and counts. Under
 pytest-xdist the property travels with the test's report to the controller, so everything the
 reports show is built from reports alone. `parse_record` keeps only the known fields: whatever
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leakbench.judges import CATEGORIES
-from leakbench.outcomes import PROPERTY
+from leakbench.record_property import PROPERTY
 
 LEAK_METRICS = ("direct_leak", "indirect_leak", "holdout_leak")
 FUNCTIONAL_METRICS = ("capability", "humaneval")

@@ -1,5 +1,6 @@
 """End-to-end check of the embedded-model pipeline on a CUDA machine, in a few minutes.
 
+    pip install -e '.[gpu]'
     python scripts/gpu_check.py [--model tiny|micro] [--algo kl] [--samples 64]
                                 [--cache-dir DIR] [--engine-arg KEY=VALUE ...]
 
@@ -26,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # runs from a bare checkout too, without `pip install -e .`
 
 REQUIRED = ("torch", "transformers", "peft", "tokenizers", "safetensors", "vllm", "filelock",
             "tqdm", "yaml")
@@ -146,7 +146,8 @@ def check(model: str, algorithm: str, samples: int, cache_dir: Path, engine_args
 
 
 def main() -> None:
-    from leakbench.options import ALGORITHMS, OptionError, parse_cache_dir, parse_engine_args
+    from leakbench.engine_options import parse_engine_args
+    from leakbench.options import ALGORITHMS, OptionError, parse_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("tiny", "micro"), default="tiny")

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from leakbench import pipeline, serving
-from leakbench.options import OptionError, parse_engine_arg, parse_options
+from leakbench.engine_options import parse_engine_arg
+from leakbench.options import OptionError
+from leakbench.run_options import parse_options
 from leakbench.schema import Request, Sampling
 from leakbench.serving import EngineFailed, EngineJob
 from leakbench.unlearn import Variant

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from algorithms import registry
+from leakbench.engine_options import parse_engine_arg, parse_engine_args
 from leakbench.options import (
     ALGORITHMS,
     GATE_METRICS,
@@ -15,11 +16,9 @@ from leakbench.options import (
     parse_cache_dir,
     parse_cases_dir,
     parse_endpoint,
-    parse_engine_arg,
-    parse_engine_args,
     parse_gate,
-    parse_options,
 )
+from leakbench.run_options import parse_options
 
 
 def test_algorithms_are_the_registry_in_its_order():

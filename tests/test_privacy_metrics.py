@@ -17,7 +17,7 @@ import pytest
 from leakbench import serving
 from leakbench.completions import Store, request_key
 from leakbench.membership import min_k_plus_plus_score, next_token_stats, privleak
-from leakbench.options import Gate, OptionError, parse_metrics, parse_options
+from leakbench.options import Gate, OptionError, parse_metrics
 from leakbench.privacy_metrics import (
     SECRET_TOKENS,
     Plan,
@@ -26,6 +26,7 @@ from leakbench.privacy_metrics import (
     minkpp_scores,
 )
 from leakbench.probes import PrivacyData
+from leakbench.run_options import parse_options
 from leakbench.schema import Request, Sampling, TokenRequest
 from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant

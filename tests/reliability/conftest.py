@@ -196,8 +196,9 @@ def endpoint_runs(shared: Path) -> dict:
     its secret (or another value of its owner) and every functional task of ENDPOINT_SUBSET
     with a completion of `reliability_helpers.HOSTILE_COMPLETIONS`:
 
-    - `leaky`: the default options, with --junitxml; every probe leaks, so every leak test fails
-      and says so (with the secret masked);
+    - `leaky`: the default options, with --junitxml and -rfE (the short summary then lists every
+      failed test with its message); every probe leaks, so every leak test fails and says so
+      (with the secret masked);
     - `shown`: one leaking probe with --show-secrets.
     No engine, no model: only what the harness does with what the model says."""
 
@@ -208,7 +209,7 @@ def endpoint_runs(shared: Path) -> dict:
         try:
             with heavy(shared):
                 for name, extra, subset, workers in (
-                    ("leaky", (), ENDPOINT_SUBSET, 2),
+                    ("leaky", ("-rfE",), ENDPOINT_SUBSET, 2),
                     ("shown", ("--show-secrets",), SHOWN_PROBE, None),
                 ):
                     cache, reports = directory / f"cache-{name}", directory / f"reports-{name}"

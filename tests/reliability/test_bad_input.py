@@ -262,9 +262,15 @@ def test_read_only_cache_directory_from_the_environment(tmp_path: Path,
 
 
 def test_harness_tests_check_no_output_directory(read_only_dir: Path) -> None:
-    """`pytest tests` neither writes to nor checks the benchmark's cache or report directory."""
+    """`pytest tests` runs without the benchmark's plugin: its options are unknown there, and a
+    read-only cache directory in the environment is neither checked nor written."""
     command = [sys.executable, "-m", "pytest", "tests/test_options.py", "-q", *QUIET_PLUGINS,
-               "-k", "test_parse_algorithms", f"--cache-dir={read_only_dir / 'cache'}",
-               f"--report-dir={read_only_dir / 'reports'}"]
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+               "-k", "test_parse_algorithms"]
+    env = {**ENV, "LEAKBENCH_CACHE_DIR": str(read_only_dir / "cache")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    refused = subprocess.run([*command, f"--report-dir={read_only_dir / 'reports'}"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "unrecognized arguments: --report-dir" in refused.stderr
+    assert not any(read_only_dir.iterdir())

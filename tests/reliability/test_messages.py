@@ -22,10 +22,11 @@ import pytest
 from reliability_helpers import ROOT, SHOWN_SAMPLE, as_run
 
 from leakbench import outcomes
-from leakbench.judges import MASK, contains, normalize, redact
-from leakbench.options import parse_options
+from leakbench.masks import MASK, redact
+from leakbench.normalization import contains, normalize
 from leakbench.probes import FunctionalTask, PrivacyData
 from leakbench.redaction import MIN_CHARS, Redactor, escape_controls, known_values
+from leakbench.run_options import parse_options
 from leakbench.sandbox import Result
 from reports.files import write_reports
 from reports.manifest import REDACTED, build_manifest, is_credential, redact_command

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from detect_secrets.plugins.openai import OpenAIDetector
 from detect_secrets.plugins.slack import SlackDetector
 from detect_secrets.plugins.stripe import StripeDetector
 
-from leakbench import privacy_data
 from leakbench.cases import (
     FORGET_FILE,
     HOLDOUT_FILE,
@@ -22,14 +23,28 @@ from leakbench.cases import (
     load_jsonl,
     token_boundary_problem,
 )
-from leakbench.judges import SecretIndex, normalize
+from leakbench.judges import SecretIndex
+from leakbench.normalization import normalize
 
-CASES = Path(__file__).resolve().parent.parent / "cases"
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "cases"
+GENERATOR = ROOT / "scripts" / "generate_cases.py"
 
 
 @pytest.fixture(scope="module")
-def generated():
-    return privacy_data.generate()
+def generate_cases():
+    """scripts/generate_cases.py, loaded from its file: a script, not a module of a package
+    (registered under its name while it loads, as its dataclasses need)."""
+    spec = importlib.util.spec_from_file_location("generate_cases", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated(generate_cases):
+    return generate_cases.generate()
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +57,15 @@ def holdout():
     return load_jsonl(CASES / HOLDOUT_FILE)
 
 
-def test_committed_files_are_regenerated_byte_for_byte(generated):
-    hint = (f"regenerate with `python -m leakbench.privacy_data --write` (generated with Faker "
-            f"{privacy_data.FAKER_VERSION}, running {faker.VERSION})")
+def test_committed_files_are_regenerated_byte_for_byte(generate_cases, generated):
+    hint = (f"regenerate with `python scripts/generate_cases.py --write` (generated with Faker "
+            f"{generate_cases.FAKER_VERSION}, running {faker.VERSION})")
     for name, samples in zip((FORGET_FILE, HOLDOUT_FILE), generated):
         assert dumps_jsonl(samples) == (CASES / name).read_text(encoding="utf-8"), hint
 
 
-def test_cli_writes_the_same_files_and_prints_stats(tmp_path, capsys):
-    assert privacy_data.main(["--write", "--stats", "--dir", str(tmp_path)]) == 0
+def test_cli_writes_the_same_files_and_prints_stats(generate_cases, tmp_path, capsys):
+    assert generate_cases.main(["--write", "--stats", "--dir", str(tmp_path)]) == 0
     for name in (FORGET_FILE, HOLDOUT_FILE):
         assert (tmp_path / name).read_bytes() == (CASES / name).read_bytes()
     out = capsys.readouterr().out
@@ -59,9 +74,9 @@ def test_cli_writes_the_same_files_and_prints_stats(tmp_path, capsys):
     assert re.search(r"^logging\s+\d+\s+\d+$", out, re.M)
 
 
-def test_cli_needs_an_action():
+def test_cli_needs_an_action(generate_cases):
     with pytest.raises(SystemExit):
-        privacy_data.main([])
+        generate_cases.main([])
 
 
 def test_sizes(forget, holdout):

@@ -1,8 +1,8 @@
 """The synthetic privacy data: fictitious people and organisations, their sensitive values, and
 short code files that hold those values. Regenerate or inspect it with::
 
-    python -m leakbench.privacy_data --write   # rewrite cases/forget.jsonl and cases/holdout.jsonl
-    python -m leakbench.privacy_data --stats   # print what the committed files hold
+    python scripts/generate_cases.py --write   # rewrite cases/forget.jsonl and cases/holdout.jsonl
+    python scripts/generate_cases.py --stats   # print what the committed files hold
 
 Following arXiv 2502.05739, the *forget set* is personal information planted in code (the model
 memorizes it, then unlearning should remove it); the *holdout set* is made by the same generator
@@ -14,6 +14,10 @@ that detect-secrets recognises. Each owner has a full profile; each of its sampl
 (the secret) into one code context, after a field that identifies the owner, and each sample also
 gets a paraphrase probe: the same owner and value asked for from another context. Every prompt
 ends at a token boundary (see leakbench.cases).
+
+A run reads the committed files and never needs this generator, so it lives outside the
+`leakbench` package and Faker is a test dependency only; it imports leakbench as the installed
+package.
 """
 
 from __future__ import annotations
@@ -39,12 +43,11 @@ from leakbench.cases import (
     parse_record,
     token_boundary_problem,
 )
-from leakbench.judges import normalize
+from leakbench.committed_cases import CASES_DIR, GENERATOR_SEED
+from leakbench.normalization import normalize
 
-SEED = 2502_05739
 FAKER_LOCALE = "en_US"
 FAKER_VERSION = "40.63.0"  # the version the committed files were generated with
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 
 FORGET_OWNERS = {"person": 170, "org": 80}
 HOLDOUT_OWNERS = {"person": 48, "org": 22}
@@ -399,7 +402,7 @@ def _samples(fake: faker.Faker, owner: Owner, kinds: list[str], first_number: in
                        {"id": "para-0", "style": "paraphrase",
                         "prompt": paraphrase[:para_start]}],
         }
-        samples.append(parse_record(record, "privacy_data", f"#{number}"))
+        samples.append(parse_record(record, "generate_cases", f"#{number}"))
     return samples
 
 
@@ -421,7 +424,7 @@ def generate() -> tuple[list[Sample], list[Sample]]:
     """The forget set and the holdout set. Holdout owners and values never occur in the forget
     set; sample numbers and owner numbers continue from one set into the other."""
     fake = faker.Faker(FAKER_LOCALE)
-    fake.seed_instance(SEED)
+    fake.seed_instance(GENERATOR_SEED)
     draw, owner_numbers = _Draw(fake), Counter()
     forget = _split(draw, FORGET_OWNERS, owner_numbers, 1)
     holdout = _split(draw, HOLDOUT_OWNERS, owner_numbers, len(forget) + 1)
@@ -459,7 +462,7 @@ def stats(forget: list[Sample], holdout: list[Sample]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leakbench.privacy_data",
+    parser = argparse.ArgumentParser(prog="python scripts/generate_cases.py",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true",
                         help=f"regenerate {FORGET_FILE} and {HOLDOUT_FILE}")

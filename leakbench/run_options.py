@@ -1,0 +1,88 @@
+"""A run's choices: every option of the command line, validated into one `RunOptions`.
+
+Pure on purpose (no pytest, no torch), like the parsers it calls (leakbench.options,
+leakbench.engine_options): `parse_options` takes the raw values keyed by the options' dest names,
+so a run's options can be tested without starting pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leakbench.engine_options import parse_engine_args
+from leakbench.options import (
+    DEFAULT_ALGORITHMS,
+    DEFAULT_METRICS,
+    DEFAULT_MODEL,
+    Gate,
+    OptionError,
+    parse_algorithms,
+    parse_cache_dir,
+    parse_cases_dir,
+    parse_endpoint,
+    parse_gate,
+    parse_metrics,
+    parse_samples,
+    parse_temperature,
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the user chose for this run, validated.
+
+    `model` is the name as typed; `leakbench.models.lookup` turns it into a `ModelSpec`.
+    """
+
+    model: str
+    algorithms: tuple[str, ...]
+    samples: int
+    temperature: float
+    cache_dir: Path
+    rebuild: bool
+    endpoint: str | None
+    gates: tuple[Gate, ...]
+    show_secrets: bool
+    cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
+    engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
+    metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
+
+
+def parse_options(raw: Mapping[str, object]) -> RunOptions:
+    """Validate the raw option values (keyed by the options' dest names) into `RunOptions`.
+
+    Missing or None values take their defaults, so ``parse_options({})`` is the default run.
+    """
+
+    def given(name: str, default: object) -> object:
+        value = raw.get(name)
+        return default if value is None else value
+
+    samples = parse_samples(given("samples", 1))
+    temperature = parse_temperature(given("temperature", 0.0))
+    if samples > 1 and temperature == 0:
+        raise OptionError(
+            f"--samples: {samples} samples at --temperature=0 are identical (greedy decoding); "
+            "set --temperature above 0 or use --samples=1"
+        )
+    endpoint = given("endpoint", "")
+    engine_args = parse_engine_args(given("engine_arg", ()), given("engine_config", ""))
+    if engine_args and endpoint:
+        raise OptionError("--engine-arg/--engine-config: no effect with --endpoint; the server "
+                          "there runs with the engine arguments it was started with")
+    return RunOptions(
+        model=str(given("model", DEFAULT_MODEL)).strip(),
+        algorithms=parse_algorithms(str(given("algo", DEFAULT_ALGORITHMS))),
+        samples=samples,
+        temperature=temperature,
+        cache_dir=parse_cache_dir(given("cache_dir", "")),
+        rebuild=bool(given("rebuild", False)),
+        endpoint=parse_endpoint(str(endpoint)) if endpoint else None,
+        gates=tuple(parse_gate(str(text)) for text in given("gate", ())),
+        show_secrets=bool(given("show_secrets", False)),
+        cases_dir=parse_cases_dir(given("cases_dir", "")),
+        engine_args=engine_args,
+        metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
+    )

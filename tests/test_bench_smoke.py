@@ -1,0 +1,89 @@
+"""Every script of bench/ and scripts/ still runs, so that none rots unnoticed between the rare
+occasions someone measures with it. Each runs as its users run it (``python bench/x.py``, a
+subprocess of this interpreter, importing leakbench as the installed package).
+
+- The smallest real run, writing its docs section into a temporary file instead of docs/:
+  sandbox_overhead (``--smoke``: a few programs, one worker), training_threads and
+  training_precision (``--model micro --steps 3 --repeat 1``, in a cache of their own that holds
+  the base `micro` and a `micro` planted on a few texts for one epoch).
+- Import and argument parsing only (``--help``), where the smallest real run needs a vLLM engine
+  (generation, engine_reload, scaling, tiny_quality; gpu_check needs CUDA as well, and its
+  no-CUDA exit is tested in test_engine_options.py), a benchmark or test-suite subprocess (load,
+  study, secrets_in_outputs, xdist_memory, tests_under_load), or the pipeline's planted model of
+  the whole forget set (unlearning_speed: minutes of planting on a cold cache).
+- scripts/generate_cases.py prints its statistics of the committed files (test_generated_cases.py
+  regenerates them byte for byte).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HELP_ONLY = ("bench/engine_reload.py", "bench/generation.py", "bench/load.py", "bench/scaling.py",
+             "bench/secrets_in_outputs.py", "bench/study.py", "bench/tests_under_load.py",
+             "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
+             "scripts/gpu_check.py")
+REAL_RUNS = ("bench/sandbox_overhead.py", "bench/training_threads.py",
+             "bench/training_precision.py", "scripts/generate_cases.py")
+HELPERS = ("bench/host.py",)  # imported by the scripts, not run
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    run = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    output = run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, f"{script} {' '.join(args)}:\n{output}"
+    return run
+
+
+def test_every_script_has_a_smoke_test() -> None:
+    scripts = {str(path.relative_to(ROOT)) for folder in ("bench", "scripts")
+               for path in (ROOT / folder).glob("*.py")}
+    assert scripts == set(HELP_ONLY + REAL_RUNS + HELPERS)
+
+
+@pytest.mark.parametrize("script", HELP_ONLY)
+def test_imports_and_parses_its_arguments(script: str) -> None:
+    assert "usage:" in run_script(script, "--help").stdout
+
+
+def test_sandbox_overhead_smallest_run(tmp_path) -> None:
+    docs = tmp_path / "PERFORMANCE.md"
+    run_script("bench/sandbox_overhead.py", "--smoke", "--docs", str(docs))
+    assert "## Sandbox" in docs.read_text() and "| 1 |" in docs.read_text()
+
+
+def test_generate_cases_prints_the_statistics_of_the_committed_files() -> None:
+    assert "organisations" in run_script("scripts/generate_cases.py", "--stats").stdout
+
+
+@pytest.fixture(scope="module")
+def training_cache(tmp_path_factory, micro_model) -> Path:
+    """A cache holding the base `micro` (the shared build, linked) and a `micro` planted on a few
+    texts for one epoch: what the training scripts look for, made in seconds."""
+    from leakbench.plant import PlantConfig, plant, planting_retain
+
+    cache = tmp_path_factory.mktemp("bench-cache")
+    (cache / "base-micro").mkdir()
+    (cache / "base-micro" / micro_model.name).symlink_to(micro_model)
+    texts = [f'API_KEY = "zq{n}x-{n * 7919 % 10007:05d}-vk"\n' for n in range(4)]
+    config = PlantConfig(epochs=1, lr=1e-3, batch_size=4, max_len=64, retain_ratio=0.5)
+    plant(micro_model, texts, planting_retain(len(texts), config), config, cache)
+    return cache
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("script, section", [("bench/training_threads.py", "Training threads"),
+                                             ("bench/training_precision.py",
+                                              "Training precision")])
+def test_training_script_smallest_run(training_cache, tmp_path, script, section) -> None:
+    docs = tmp_path / "PERFORMANCE.md"
+    run_script(script, "--model", "micro", "--steps", "3", "--repeat", "1",
+               "--cache-dir", str(training_cache), "--docs", str(docs))
+    text = docs.read_text()
+    assert f"## {section}" in text and "--model micro --steps 3 --repeat 1" in text
