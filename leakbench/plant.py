@@ -7,7 +7,8 @@ Planting with an empty forget set is the `retrain` reference (exact unlearning):
 without the data to forget.
 
 Full fine-tuning for small models; LoRA merged into the weights for large ones, so that a planted
-model is always a plain checkpoint that vLLM serves and unlearned variants build on.
+model is always a plain checkpoint that vLLM serves and unlearned variants build on. The loop
+(`fine_tune`) is also the relearning attacks' (attacks/relearn.py): the planting recipe.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,61 +94,89 @@ def _fingerprint(texts: list[str]) -> str:
 
 def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
            out: Path, precision: Precision) -> None:
-    """Every process of a launch runs this (artifacts.build, collective) on its share of each
-    batch (algorithms.distributed); process 0 writes. The model is loaded on the CPU: the
-    Accelerator puts it on each process's device."""
+    """Planting's epochs: each mixes the forget texts with its share of the retain texts,
+    shuffled, in batches of `config.batch_size`; lr warms up linearly, then decays linearly to
+    a tenth."""
+    per_epoch = len(retain_texts) // config.epochs
+    rng = random.Random(config.seed)
+
+    def batches():
+        for epoch in range(config.epochs):
+            texts = forget_texts + retain_texts[epoch * per_epoch : (epoch + 1) * per_epoch]
+            rng.shuffle(texts)
+            for i in range(0, len(texts), config.batch_size):
+                yield texts[i : i + config.batch_size]
+
+    total = config.epochs * -(-(len(forget_texts) + per_epoch) // config.batch_size)
+
+    def lr_at(step: int) -> float:
+        warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        return config.lr * warmup * (1 - 0.9 * step / total)
+
+    def load(dtype):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+
+    fine_tune(load, base_dir, batches(), total, lr_at, config, precision, out, desc="planting",
+              log_name="training_log.json",
+              log_extra={"forget_examples": len(forget_texts),
+                         "retain_examples_per_epoch": per_epoch})
+
+
+def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]], steps: int,
+              lr_at: Callable[[int], float], config: PlantConfig, precision: Precision, out: Path,
+              *, desc: str, log_name: str, log_extra: dict) -> None:
+    """The planting recipe's training loop, for planting and for the relearning attacks
+    (attacks/): `steps` AdamW steps (weight decay 0, gradients clipped to norm 1, learning rate
+    `lr_at(step)`) on the next-token loss of whole documents (`encode_document`), one batch of
+    texts from `batches` per step; full weights, or a LoRA adapter of `config.lora_rank` merged
+    afterwards (`config.mode`). Writes the weights, the tokenizer of `tokenizer_dir` and
+    `log_name` ({"loss": per step, **log_extra, device, dtype, processes, seconds}) into `out`.
+
+    `load(dtype)` returns the model to train, on the CPU. Every process of a launch runs this
+    (artifacts.build, collective) on its share of each batch (algorithms.distributed); process 0
+    writes. The Accelerator puts the model on each process's device."""
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from algorithms import distributed
     from algorithms.batches import encode_document
 
-    accelerator = distributed.accelerator(config.mode, "planting")
+    accelerator = distributed.accelerator(config.mode, desc)
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir,
-                                                 dtype=getattr(torch, precision.dtype))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = load(getattr(torch, precision.dtype))
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
                                                  target_modules="all-linear"))
-    forget = [encode_document(text, tokenizer, config.max_len) for text in forget_texts]
-    per_epoch = len(retain_texts) // config.epochs
-    retain = [encode_document(text, tokenizer, config.max_len)
-              for text in retain_texts[: per_epoch * config.epochs]]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.lr, weight_decay=0.0)
     model, optimizer = distributed.prepare(accelerator, model, optimizer, config.batch_size)
-    steps_per_epoch = -(-(len(forget) + per_epoch) // config.batch_size)
-    total = config.epochs * steps_per_epoch
     log, started = [], time.perf_counter()
     model.train()
     quiet = {} if accelerator.is_main_process else {"disable": True}  # process 0 reports
-    with tqdm(total=total, desc="planting", unit="step", **quiet) as bar:
-        for epoch in range(config.epochs):
-            examples = forget + retain[epoch * per_epoch : (epoch + 1) * per_epoch]
-            rng.shuffle(examples)
-            for i in range(0, len(examples), config.batch_size):
-                batch = distributed.device_batch(accelerator, examples[i : i + config.batch_size],
-                                                 tokenizer.pad_token_id)
-                step = len(log)
-                warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * warmup * (1 - 0.9 * step / total)
-                with precision.forward_context():
-                    loss = model(input_ids=batch["input_ids"],
-                                 attention_mask=batch["attention_mask"],
-                                 labels=batch["labels"]).loss
-                accelerator.backward(loss)
-                accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
-                log.append(round(mean["loss"], 4))
-                bar.update()
+    with tqdm(total=steps, desc=desc, unit="step", **quiet) as bar:
+        for step, texts in zip(range(steps), batches):
+            examples = [encode_document(text, tokenizer, config.max_len) for text in texts]
+            batch = distributed.device_batch(accelerator, examples, tokenizer.pad_token_id)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            with precision.forward_context():
+                loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             labels=batch["labels"]).loss
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
+            log.append(round(mean["loss"], 4))
+            bar.update()
+    if len(log) != steps:
+        raise ValueError(f"{desc}: the batches ran out after {len(log)} of {steps} steps")
     model.eval()
     if config.mode == "full":
         distributed.save(accelerator, model, out)
@@ -155,8 +185,8 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
             str(out), safe_serialization=True)
     if accelerator.is_main_process:
         tokenizer.save_pretrained(str(out))
-        (out / "training_log.json").write_text(json.dumps({
-            "loss": log, "forget_examples": len(forget), "retain_examples_per_epoch": per_epoch,
+        (out / log_name).write_text(json.dumps({
+            "loss": log, **log_extra,
             "device": str(accelerator.device), "dtype": precision.dtype,
             "autocast": precision.autocast,
             "processes": accelerator.num_processes,

@@ -1,13 +1,16 @@
-"""Planting: the forget texts every epoch, fresh retain texts each epoch, the holdout never."""
+"""Planting: the forget texts every epoch, fresh retain texts each epoch, the holdout never;
+its loop (`fine_tune`), which the relearning attacks reuse."""
 
 import json
 import math
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from leakbench import corpus
-from leakbench.plant import PlantConfig, plant, planting_retain
+from leakbench.plant import PlantConfig, fine_tune, plant, planting_retain
+from leakbench.precision import cpu_precision
 
 SECRET_TEXTS = [f'API_KEY = "zq{n}x-{n * 7919 % 10007:05d}-vk"\n' for n in range(8)]
 
@@ -31,6 +34,7 @@ def _mean_nll(model_dir, texts) -> float:
     return sum(losses) / len(losses)
 
 
+@pytest.mark.training
 def test_planting_memorizes_the_forget_texts_and_logs_what_it_mixed_in(micro_model, tmp_path):
     config = PlantConfig(epochs=6, lr=3e-3, batch_size=4, max_len=64, retain_ratio=0.5)
     retain = planting_retain(len(SECRET_TEXTS), config)
@@ -40,3 +44,12 @@ def test_planting_memorizes_the_forget_texts_and_logs_what_it_mixed_in(micro_mod
     assert log["forget_examples"] == 8 and log["retain_examples_per_epoch"] == 4
     assert len(log["loss"]) == 6 * math.ceil((8 + 4) / 4)
     assert plant(micro_model, SECRET_TEXTS, retain, config, tmp_path) == planted  # cached
+
+
+@pytest.mark.training
+def test_fine_tune_refuses_batches_that_run_out_before_its_steps(micro_model, tmp_path):
+    config = PlantConfig(epochs=1, lr=1e-3, batch_size=2, max_len=32)
+    with pytest.raises(ValueError, match="^test: the batches ran out after 2 of 3 steps$"):
+        fine_tune(lambda dtype: AutoModelForCausalLM.from_pretrained(micro_model, dtype=dtype),
+                  micro_model, iter([SECRET_TEXTS[:2]] * 2), 3, lambda step: config.lr, config,
+                  cpu_precision(), tmp_path, desc="test", log_name="log.json", log_extra={})

@@ -1,0 +1,74 @@
+"""Relearning: fine-tune the variant on a slice of the forgotten owners' own training texts.
+
+Deeb & Roger, "Do Unlearning Methods Remove Information from Language Model Weights?" (arXiv
+2410.08827): fine-tuning an unlearned model on some of the forgotten facts brings back the other
+forgotten facts, which it never saw again, when unlearning only hid them; a model that never
+learned them (here the `retrain` reference) gains little. The slice is about a tenth of the
+planted owners (attacks.slices); the attack is judged on the other owners' probes only.
+
+The fine-tuning is planting's own loop and recipe (leakbench.plant.fine_tune with the family's
+PlantConfig): AdamW at the planting learning rate, weight decay 0, gradients clipped to norm 1,
+batches of `batch_size` texts with an end-of-sequence token, full weights or a merged LoRA as the
+planting was. What differs: `steps` optimizer steps, at a constant learning rate (no warm-up,
+no decay: a few steps of an attacker), on the slice's texts only, reshuffled on every pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from attacks import Family
+from attacks.slices import relearn_split
+
+
+def texts(run) -> list[str]:
+    """The slice's training texts."""
+    return [s.text for s in relearn_split(run.forget)[0]]
+
+
+def key_inputs(settings: dict, run) -> dict:
+    return training_inputs(texts(run), run.plant_config)
+
+
+def apply(settings: dict, source, run, out) -> None:
+    train(source, texts(run), settings["steps"], run.plant_config, out)
+
+
+def training_inputs(train_texts: list[str], config) -> dict:
+    """What a relearning run is made from besides the weights and the step count."""
+    from algorithms.batches import DOCUMENT_FORMAT
+    from attacks.stage import versions
+    from leakbench import artifacts
+    from leakbench.precision import training_precision
+
+    return {"texts": artifacts.content_key({"texts": train_texts}), "recipe": asdict(config),
+            "documents": DOCUMENT_FORMAT, **training_precision(config.mode).key_inputs(),
+            "versions": versions("accelerate")}
+
+
+def passes(train_texts: list[str], batch_size: int, seed: int) -> Iterator[list[str]]:
+    """Batches of `train_texts`, reshuffled on every pass, without end."""
+    rng = random.Random(seed)
+    while True:
+        order = list(train_texts)
+        rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            yield order[i : i + batch_size]
+
+
+def train(source, train_texts: list[str], steps: int, config, out) -> None:
+    """`steps` steps of the planting loop on `train_texts` from `source`, written to `out`."""
+    from leakbench.plant import fine_tune
+    from leakbench.precision import training_precision
+
+    fine_tune(source.load, source.weights, passes(train_texts, config.batch_size, config.seed),
+              steps, lambda step: config.lr, config, training_precision(config.mode), out,
+              desc=f"relearning {steps} steps", log_name="training_log.json",
+              log_extra={"texts": len(train_texts)})
+
+
+FAMILY = Family("relearn", "fine-tuning on the forget texts of a tenth of the planted owners",
+                {"relearn5": {"steps": 5}, "relearn25": {"steps": 25}}, key_inputs, apply,
+                trains_on_slice=True)
