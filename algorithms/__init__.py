@@ -25,15 +25,14 @@ other packages declare under the entry-point group `leakbench.algorithms` (docs/
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Literal
 
 from algorithms.hparams import TRAINING_SETTINGS, Hyper, load_hparams
+from leakbench.declarations import collect
 
 BUILT_IN = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
 ENTRY_POINT_GROUP = "leakbench.algorithms"
@@ -83,27 +82,12 @@ def _constants_of(name: str, loss: Callable | None) -> dict[str, float]:
 
 @cache
 def registry() -> dict[str, Algorithm]:
-    """Every algorithm by name: the built-in modules', then the entry points'."""
-    found = {}
-    for module in BUILT_IN:
-        algorithm = importlib.import_module(f"algorithms.{module}").ALGORITHM
-        if algorithm.name != module:
-            raise ValueError(f"algorithms/{module}.py declares {algorithm.name!r}, not {module!r}")
-        found[module] = algorithm
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP})"
-        try:
-            algorithm = point.load()
-        except ImportError as error:
-            raise ImportError(f"{where}: {error}") from error
-        if not isinstance(algorithm, Algorithm):
-            raise TypeError(f"{where}: not an algorithms.Algorithm but {type(algorithm).__name__}")
-        if algorithm.name != point.name or algorithm.kind != "loss":
-            raise ValueError(f"{where}: declares {algorithm.name!r} of kind {algorithm.kind!r}; "
-                             f"it must declare {point.name!r} with a loss")
-        if algorithm.name in found:
-            raise ValueError(f"{where}: {algorithm.name!r} is already registered")
-        found[algorithm.name] = algorithm
+    """Every algorithm by name: the built-in modules', then the entry points' (each with a loss)."""
+    found = collect("algorithms", BUILT_IN, "ALGORITHM", ENTRY_POINT_GROUP, Algorithm)
+    for name in set(found) - set(BUILT_IN):
+        if found[name].kind != "loss":
+            raise ValueError(f"entry point {name} ({ENTRY_POINT_GROUP}): declares an algorithm "
+                             f"of kind {found[name].kind!r}; it must declare one with a loss")
     return found
 
 

@@ -22,11 +22,11 @@ imports no torch: an attack imports torch when it runs.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+
+from leakbench.declarations import collect
 
 BUILT_IN = ("relearn", "relearn_benign", "quant")
 ENTRY_POINT_GROUP = "leakbench.attacks"
@@ -63,26 +63,7 @@ class Attack:
 @cache
 def families() -> dict[str, Family]:
     """Every attack family by name: the built-in modules', then the entry points'."""
-    found = {}
-    for module in BUILT_IN:
-        family = importlib.import_module(f"attacks.{module}").FAMILY
-        if family.name != module:
-            raise ValueError(f"attacks/{module}.py declares {family.name!r}, not {module!r}")
-        found[module] = family
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP})"
-        try:
-            family = point.load()
-        except ImportError as error:
-            raise ImportError(f"{where}: {error}") from error
-        if not isinstance(family, Family):
-            raise TypeError(f"{where}: not an attacks.Family but {type(family).__name__}")
-        if family.name != point.name:
-            raise ValueError(f"{where}: declares {family.name!r}; it must declare {point.name!r}")
-        if family.name in found:
-            raise ValueError(f"{where}: {family.name!r} is already registered")
-        found[family.name] = family
-    return found
+    return collect("attacks", BUILT_IN, "FAMILY", ENTRY_POINT_GROUP, Family)
 
 
 @cache

@@ -21,7 +21,7 @@ import attacks
 from attacks import quant, relearn, relearn_benign
 from attacks.slices import FRACTION, relearn_split
 from attacks.stage import RunData, attacked
-from leakbench import corpus
+from leakbench import corpus, declarations
 from leakbench.cases import FORGET_FILE, load_jsonl
 from leakbench.judges import judge_direct
 from leakbench.pipeline import architecture_key
@@ -100,7 +100,7 @@ def test_entry_points_add_families(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     points = [EntryPoint("prune", "extra_attack:FAMILY", attacks.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(attacks, "entry_points", lambda group: points)
+    monkeypatch.setattr(declarations, "entry_points", lambda group: points)
     attacks.families.cache_clear(), attacks.registry.cache_clear()
     try:
         assert attacks.select("prune") == ("prune50",)
