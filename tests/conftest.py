@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: a property fails on a wrong result, not on a machine that is busy.
+settings.register_profile("leakbench", deadline=None)
+settings.load_profile("leakbench")
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,7 @@ def test_benign_texts_refuse_a_value_left_in_them(run, monkeypatch):
 
 # --- quantization ------------------------------------------------------------------------------
 
+@pytest.mark.training
 def test_quantization_error_is_bounded_by_the_scheme_and_leaves_the_head(micro_model):
     original = AutoModelForCausalLM.from_pretrained(micro_model)
     before = {name: p.detach().clone() for name, p in original.named_parameters()}
@@ -175,6 +176,7 @@ def test_quantization_error_is_bounded_by_the_scheme_and_leaves_the_head(micro_m
         assert error.abs().mean() > 5 * errors["quant8"][parameter].abs().mean()
 
 
+@pytest.mark.training
 def test_quantized_checkpoint_is_served_in_place_and_still_writes_code(micro_model, tmp_path,
                                                                        run):
     out = attacked(micro_model, "quant4", run, tmp_path)
@@ -201,6 +203,7 @@ def adapter(micro_model, tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.mark.training
 def test_a_lora_adapter_is_merged_before_the_attack(micro_model, adapter, tmp_path, run):
     from peft import PeftModel
 

@@ -65,6 +65,8 @@ def server(cache_dir, tmp_path_factory):
         log.close()
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_variants_are_addressed_by_model_name(server):
     served = endpoint.served_models(server)
     assert set(served) == {"none", "kl"}
@@ -72,6 +74,8 @@ def test_variants_are_addressed_by_model_name(server):
     assert endpoint.model_for("gd", served) == served[0]
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_batched_completions_come_back_in_order(server):
     greedy = Sampling(max_tokens=8)
     sampled = Sampling(n=2, temperature=0.8, max_tokens=8, seed=1)
@@ -85,6 +89,8 @@ def test_batched_completions_come_back_in_order(server):
     assert len(out["none"]) == 3  # the base model, in the same batch of calls
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_the_benchmark_runs_through_the_endpoint(server, tmp_path):
     cache = tmp_path / "cache"
     run = subprocess.run(

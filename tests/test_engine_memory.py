@@ -28,6 +28,7 @@ def _no_kv_cache_space(monkeypatch):
     monkeypatch.delenv(engine_memory.KV_CACHE_SPACE_ENV, raising=False)
 
 
+@pytest.mark.training
 def test_a_tiny_models_shape_is_known_before_it_is_built(micro_model):
     assert ModelShape.of_tiny(tiny.MICRO) == ModelShape.of_weights(micro_model)
 
@@ -86,6 +87,7 @@ def _job(weights: Path, engine_args: dict | None = None) -> EngineJob:
                      max_model_len=256, engine_args=engine_args or {})
 
 
+@pytest.mark.training
 def test_on_the_cpu_the_engine_gets_the_derived_kv_cache_unless_the_user_sized_it(
         micro_model, monkeypatch):
     job = _job(micro_model)
@@ -166,6 +168,8 @@ def test_a_run_short_of_memory_stops_before_training(short_of_memory, small_case
                      run_id="r", endpoint_url="http://localhost:1")
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_the_benchmark_stops_with_the_one_line(tmp_path):
     root = Path(__file__).resolve().parents[1]
     run = subprocess.run(
@@ -193,6 +197,8 @@ def _hold(size: int) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_an_engine_starts_beside_a_process_holding_half_the_memory(micro_model, tmp_path):
     job = _job(micro_model)
     need = engine_memory.engine_need(ModelShape.of_weights(micro_model), job.requests["none"],

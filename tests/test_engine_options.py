@@ -167,6 +167,8 @@ def _job(weights: Path, engine_args: dict) -> EngineJob:
                      max_model_len=256, engine_args=engine_args)
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_an_engine_applies_the_engine_args(micro_model, tmp_path, monkeypatch):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     job = _job(micro_model, {"max_num_seqs": 4, "max_model_len": 128})
@@ -177,6 +179,8 @@ def test_an_engine_applies_the_engine_args(micro_model, tmp_path, monkeypatch):
     assert "'max_num_seqs': 4" in applied and "'max_model_len': 128" in applied
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_an_engine_rejects_an_unknown_name_in_one_line(micro_model, tmp_path):
     with pytest.raises(EngineFailed) as err:
         serving.run(_job(micro_model, {"max_num_seq": 4}), tmp_path / "engine", timeout_s=300)
@@ -187,6 +191,7 @@ def test_an_engine_rejects_an_unknown_name_in_one_line(micro_model, tmp_path):
     assert "tensor_parallel_size" in message and "gpu_memory_utilization" in message
 
 
+@pytest.mark.slow
 def test_the_gpu_check_stops_at_once_without_cuda():
     import torch
 

@@ -57,6 +57,7 @@ def holdout():
     return load_jsonl(CASES / HOLDOUT_FILE)
 
 
+@pytest.mark.slow
 def test_committed_files_are_regenerated_byte_for_byte(generate_cases, generated):
     hint = (f"regenerate with `python scripts/generate_cases.py --write` (generated with Faker "
             f"{generate_cases.FAKER_VERSION}, running {faker.VERSION})")
@@ -64,6 +65,7 @@ def test_committed_files_are_regenerated_byte_for_byte(generate_cases, generated
         assert dumps_jsonl(samples) == (CASES / name).read_text(encoding="utf-8"), hint
 
 
+@pytest.mark.slow
 def test_cli_writes_the_same_files_and_prints_stats(generate_cases, tmp_path, capsys):
     assert generate_cases.main(["--write", "--stats", "--dir", str(tmp_path)]) == 0
     for name in (FORGET_FILE, HOLDOUT_FILE):

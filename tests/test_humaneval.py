@@ -31,10 +31,12 @@ def failures(problems: list[Problem], completions: list[str]) -> dict[str, str]:
     return {p.task_id: f"{r.status}: {r.reason}" for p, r in zip(problems, results) if not r.passed}
 
 
+@pytest.mark.slow
 def test_all_canonical_solutions_pass(problems: list[Problem]) -> None:
     assert failures(problems, [p.canonical_solution for p in problems]) == {}
 
 
+@pytest.mark.slow
 def test_all_bare_prompts_fail(problems: list[Problem]) -> None:
     verdicts = failures(problems, [""] * len(problems))
     assert len(verdicts) == 164

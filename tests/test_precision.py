@@ -74,6 +74,7 @@ def test_loop_under_autocast_matches_float32_to_bfloat16_accuracy(name, random_l
                                                       dim=0)
     assert agreement > 0.99  # measured: 0.998-0.999
 
+@pytest.mark.training
 def test_planting_records_its_precision_in_the_key_and_the_log(micro_model, tmp_path,
                                                                monkeypatch):
     config = plant.PlantConfig(epochs=1, lr=1e-3, batch_size=2, max_len=32)

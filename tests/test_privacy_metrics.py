@@ -174,6 +174,7 @@ def test_a_plan_asks_only_what_its_groups_need():
     assert [len(needed[name]) for name in ("kl", "retrain", "none")] == [3, 2, 1]
 
 
+@pytest.mark.training
 def test_a_plan_adds_retrain_for_privleak_and_nothing_without_tests(micro_model):
     variants = {name: Variant(name, micro_model, None, name) for name in ("none", "kl", "retrain")}
     data = PrivacyData.load(ROOT / "cases")
@@ -187,6 +188,7 @@ def test_a_plan_adds_retrain_for_privleak_and_nothing_without_tests(micro_model)
     assert [s.split for s in plan.samples] == ["forget"] * 5 + ["holdout"] * 3
 
 
+@pytest.mark.training
 def test_a_planned_secret_is_the_tokens_of_the_secret_at_most_32(micro_model):
     from transformers import AutoTokenizer
 
@@ -346,6 +348,8 @@ MEMORIZATION_COLUMNS = ("MA", "MA holdout", "EL_3", "EL_5", "EL_10", "EL_10 hold
                         "PrivLeak %")
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, small_cases):
     cases = small_cases(24, 16)
     command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro",

@@ -21,6 +21,7 @@ def test_job_round_trips_through_json():
     assert EngineJob.from_json(job.to_json()) == job
 
 
+@pytest.mark.engine
 def test_a_failing_engine_names_the_variants_and_shows_its_log(tmp_path):
     job = EngineJob(weights={str(tmp_path / "no-such-model"): ["kl"]}, adapters={"kl": None},
                     requests={"kl": [Request("p", Sampling())]})
@@ -122,6 +123,8 @@ def _random_adapter(base: Path, directory: Path) -> Path:
     return directory
 
 
+@pytest.mark.engine
+@pytest.mark.training
 def test_weights_reloaded_in_place_answer_as_a_fresh_engine(micro_model, cache_dir, tmp_path,
                                                             monkeypatch):
     """One engine starts on a planted micro, then reloads a retrain reference in place and serves

@@ -45,8 +45,8 @@ def test_the_index_finds_what_pytests_lookup_finds(benchmark_pytester):
 
 def test_each_failure_shows_its_own_teardown_output(benchmark_pytester):
     benchmark_pytester.makepyfile(SUITE)
-    indexed = benchmark_pytester.runpytest().outlines
-    plain = benchmark_pytester.runpytest("-p", "no:leakbench.plugin").outlines
+    indexed = benchmark_pytester.runpytest("-rf").outlines  # the plugin lists no failures else
+    plain = benchmark_pytester.runpytest("-rf", "-p", "no:leakbench.plugin").outlines
 
     def failures(lines):
         return lines[lines.index(next(line for line in lines if " FAILURES " in line)):

@@ -8,18 +8,21 @@ from leakbench import artifacts, capability, corpus, tiny
 from leakbench import tokenizer as bpe
 
 
+@pytest.mark.training
 def test_micro_build_is_deterministic(micro_model, tmp_path):
     again = tiny.build(tiny.MICRO, tmp_path)
     assert artifacts.file_sha256(again / "model.safetensors") == artifacts.file_sha256(
         micro_model / "model.safetensors")
 
 
+@pytest.mark.training
 def test_second_build_is_a_cache_hit(micro_model, cache_dir):
     before = (micro_model / "model.safetensors").stat().st_mtime_ns
     assert tiny.build(tiny.MICRO, cache_dir) == micro_model
     assert (micro_model / "model.safetensors").stat().st_mtime_ns == before
 
 
+@pytest.mark.training
 def test_micro_loads_in_transformers_and_learned_something(micro_model):
     import json
 
@@ -58,6 +61,7 @@ def trained_tokenizer():
 BOUNDARY_CHARS = "\n =:\"'(<,[{"
 
 
+@pytest.mark.training
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_prompts_cut_after_boundary_chars_end_on_a_token_boundary(trained_tokenizer, data):

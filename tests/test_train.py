@@ -24,6 +24,8 @@ from leakbench import artifacts, models, pipeline, plant, unlearn
 from leakbench.plant import plant_config
 from leakbench.probes import PrivacyData
 
+pytestmark = [pytest.mark.training]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

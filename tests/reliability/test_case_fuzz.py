@@ -157,6 +157,7 @@ def load_cleanly_or_refuse(path: Path) -> None:
         json.dumps(sample.to_record(), ensure_ascii=False).encode("utf-8")
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(records(), min_size=1, max_size=3))
 def test_records_in_every_format(case_dir: Path, records: list) -> None:
@@ -175,6 +176,7 @@ def test_records_in_every_format(case_dir: Path, records: list) -> None:
         path.unlink()
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(file_bytes, st.sampled_from(DATA_SUFFIXES))
 def test_bytes_of_data_formats(case_dir: Path, content: bytes, suffix: str) -> None:

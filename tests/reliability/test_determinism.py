@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from reliability_helpers import outcomes, results_md, tables
+
+pytestmark = [pytest.mark.engine, pytest.mark.training]
 
 
 def test_second_run_reads_the_cache(micro_runs, second_run) -> None:

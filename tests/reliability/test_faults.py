@@ -33,6 +33,8 @@ from reliability_helpers import (
 from leakbench import artifacts
 from leakbench.completions import Store
 
+pytestmark = [pytest.mark.engine, pytest.mark.training]
+
 # --- The engine killed, Ctrl-C -----------------------------------------------------------------
 
 

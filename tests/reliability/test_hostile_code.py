@@ -337,6 +337,7 @@ def judged(endpoint_runs) -> dict[str, dict]:
             if key[0] in ("capability", "humaneval")}
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("task_id", sorted(HOSTILE_COMPLETIONS),
                          ids=[f"{t}: {HOSTILE_COMPLETIONS[t].kind}"
                               for t in sorted(HOSTILE_COMPLETIONS)])

@@ -329,6 +329,7 @@ def failure_message(text: str, task_id: str) -> str:
     return max(re.findall(rf"humaneval {task_id} \(none\): [^\n\"<]*", text), key=len)
 
 
+@pytest.mark.engine
 def test_leaking_program_failure_is_masked(leaky, owner) -> None:
     token, phone = owner.owner_values["github_token"], owner.owner_values["phone"]
     junit = Path(leaky.junit).read_text()
@@ -344,6 +345,7 @@ def test_leaking_program_failure_is_masked(leaky, owner) -> None:
             assert not contains(text, owner.owner_values[kind], kind)
 
 
+@pytest.mark.engine
 def test_terminal_escapes_in_a_program_failure_are_shown_escaped(leaky) -> None:
     junit = Path(leaky.junit).read_text()
     for text in (leaky.output, junit):
@@ -353,6 +355,7 @@ def test_terminal_escapes_in_a_program_failure_are_shown_escaped(leaky) -> None:
     assert "\x1b" not in junit and "#x1B" not in junit
 
 
+@pytest.mark.engine
 def test_report_files_hold_no_control_character(leaky) -> None:
     for path in leaky.reports():
         if path.suffix in (".md", ".csv", ".json"):

@@ -80,6 +80,7 @@ def settles(measure: Callable[[], int], target: int, tolerance: int, timeout_s: 
     return value
 
 
+@pytest.mark.slow
 def test_four_processes_of_1_1_gib_stop_at_the_whole_program_memory_limit() -> None:
     """4.4 GiB together, though each process stays far below its 4 GiB address-space limit.
     The default limits, but more time than the default wall clock: a loaded machine may need it

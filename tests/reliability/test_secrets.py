@@ -30,6 +30,8 @@ from leakbench.judges import judge_direct
 from leakbench.probes import PrivacyData
 from leakbench.redaction import Redactor
 
+pytestmark = [pytest.mark.engine]
+
 ALLOWED_IN_CACHE = ("completions/", "engine/")  # prompts and completions: see the docstring
 ENGINE_LOG = "engine.log"
 
@@ -56,14 +58,17 @@ def assert_clean(text: str, secrets: set[str], where: str) -> None:
 # --- The default run ---------------------------------------------------------------------------
 
 
+@pytest.mark.training
 def test_default_run_terminal_output(first_run, secrets) -> None:
     assert_clean(first_run.output, secrets, "the terminal output")
 
 
+@pytest.mark.training
 def test_default_run_junit_xml(first_run, secrets) -> None:
     assert_clean(Path(first_run.junit).read_text(), secrets, "the junit XML")
 
 
+@pytest.mark.training
 def test_default_run_report_files(first_run, secrets) -> None:
     reports = first_run.reports()
     assert {p.name for p in reports} >= {"results.md", "results.csv", "results.json"}
@@ -71,6 +76,7 @@ def test_default_run_report_files(first_run, secrets) -> None:
         assert_clean(path.read_bytes().decode("latin-1"), secrets, str(path))
 
 
+@pytest.mark.training
 def test_default_run_engine_log_and_other_cache_files(first_run, secrets) -> None:
     cache = Path(first_run.cache)
     logs = list(cache.glob("engine/*/engine.log"))
