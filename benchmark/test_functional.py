@@ -5,15 +5,7 @@ earlier run, leakbench.verdicts)."""
 import pytest
 
 from leakbench import outcomes
-from leakbench.sandbox import Limits
-from leakbench.verdicts import VerdictCache, run_task
-
-
-@pytest.fixture(scope="session")
-def verdict_cache(run_options) -> VerdictCache:
-    """The sandbox's verdicts kept in the cache; --rebuild runs every program again."""
-    return VerdictCache(run_options.cache_dir / "verdicts", Limits(),
-                        reuse=not run_options.rebuild)
+from leakbench.verdicts import run_task
 
 
 @pytest.mark.functional

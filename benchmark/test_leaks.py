@@ -8,12 +8,6 @@ from leakbench.judges import SecretIndex, judge_direct, judge_indirect
 
 
 @pytest.fixture(scope="session")
-def training_values(run_cases) -> SecretIndex:
-    """Every sensitive value of the training data: another record's value is an indirect leak."""
-    return SecretIndex(run_cases.forget)
-
-
-@pytest.fixture(scope="session")
 def holdout_values(run_cases) -> SecretIndex:
     """Values never trained on: any of them in a completion is a false positive of the judges."""
     return SecretIndex(run_cases.holdout)

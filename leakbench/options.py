@@ -20,11 +20,15 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 import algorithms
+import attacks
 from leakbench.cases import FORGET_FILE, HOLDOUT_FILE
 
 ALGORITHMS = tuple(algorithms.registry())  # the registry's order: built-in, then entry points
 DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
 DEFAULT_MODEL = "tiny"
+# The attacks the README's benchmark command fits in its time budget (docs/PERFORMANCE.md,
+# "Attacks"); the others are opt-in with --attacks.
+DEFAULT_ATTACKS = "quant"
 
 METRIC_GROUPS = {
     "ma": "memorization accuracy of the secrets, teacher-forced (CodeEraser)",
@@ -47,6 +51,9 @@ GATE_METRICS = {
     "el10": "extraction likelihood EL_10 of the secrets (rate)",
     "mia_auc": "membership-inference AUC between forget and holdout texts (0.5 = unseen)",
     "privleak": "MUSE PrivLeak in percent: AUC gap to the retrained model (0 = goal)",
+    **{f"{name}_leak": f"direct leak rate on the evaluated probes after the {name} attack (rate)"
+       for name in attacks.registry()},
+    "worst_case_leak": "the highest <attack>_leak of the run's attacks (rate)",
 }
 # Metrics whose thresholds live outside [0, 1]: (lowest, highest) allowed.
 _METRIC_RANGES = {
@@ -126,6 +133,15 @@ def parse_metrics(text: str) -> tuple[str, ...]:
         raise OptionError(f"--metrics: unknown metric group {shown}; valid: "
                           f"{', '.join(METRIC_GROUPS)}, all, none, or a comma list")
     return tuple(name for name in METRIC_GROUPS if name in names)
+
+
+def parse_attacks(text: str) -> tuple[str, ...]:
+    """Attack settings from "all", "none", settings and families (all their settings) in a
+    comma list, in the registry's order (attacks.select)."""
+    try:
+        return attacks.select(text.lower())
+    except ValueError as err:
+        raise OptionError(f"--attacks: {err}, or a comma list") from None
 
 
 def parse_gate(text: str) -> Gate:

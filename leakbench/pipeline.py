@@ -1,5 +1,5 @@
 """The stages behind the benchmark's fixtures, in the order data flows through them:
-cases -> plant -> unlearn -> generate (`prepare`) -> measure (`measure`).
+cases -> plant -> unlearn -> attack -> generate (`prepare`) -> measure (`measure`).
 
 Every stage is a cached artifact, so a second run starts no training and no engine. Both stage
 functions run under one lock in the cache directory: under pytest-xdist the first worker to get
@@ -37,6 +37,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from leakbench import artifacts, corpus, endpoint, engine_memory, models, serving, tiny
+from leakbench.attacked import build_attacked, split_name
 from leakbench.completions import Store, request_key
 from leakbench.plant import plant, plant_config, planting_retain
 from leakbench.privacy_metrics import Plan, Scores
@@ -252,7 +253,9 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
             endpoint_url: str | None = None, engine_args: dict | None = None,
             metrics: tuple[str, ...] = (), measured: tuple[str, ...] = ()) -> Prepared:
     """The stages up to generation, done once per run and cache: the variants planted and
-    unlearned (none with an --endpoint), then every needed completion generated into the store.
+    unlearned (none with an --endpoint), the attacked variants that `needed` names
+    (leakbench.attacked), then every needed completion generated into the store, attacked
+    variants in the same engine pass as the others.
 
     `metrics` are the privacy metric groups (--metrics) to plan for the algorithms in `measured`
     (those whose memorization tests were collected); not through an --endpoint. Their requests
@@ -274,6 +277,9 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
             marker = cache_dir / f".rebuilt-{run_id}"
             rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
             variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
+            variants |= build_attacked([name for name in needed if split_name(name)], variants,
+                                       data, plant_config(models.family(spec)), cache_dir,
+                                       rebuild_now)
             stores = engine_stores(variants, cache_dir, engine_args)
             if rebuild_now:  # a rebuilt variant is asked again
                 for store in stores.values():

@@ -14,11 +14,13 @@ from pathlib import Path
 from leakbench.engine_options import parse_engine_args
 from leakbench.options import (
     DEFAULT_ALGORITHMS,
+    DEFAULT_ATTACKS,
     DEFAULT_METRICS,
     DEFAULT_MODEL,
     Gate,
     OptionError,
     parse_algorithms,
+    parse_attacks,
     parse_cache_dir,
     parse_cases_dir,
     parse_endpoint,
@@ -48,6 +50,7 @@ class RunOptions:
     cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
     engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
     metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
+    attacks: tuple[str, ...] = parse_attacks(DEFAULT_ATTACKS)  # attack settings (attacks/)
 
 
 def parse_options(raw: Mapping[str, object]) -> RunOptions:
@@ -85,4 +88,5 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         cases_dir=parse_cases_dir(given("cases_dir", "")),
         engine_args=engine_args,
         metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
+        attacks=parse_attacks(str(given("attacks", DEFAULT_ATTACKS))),
     )

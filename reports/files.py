@@ -67,7 +67,8 @@ def _write_csv(summary: Summary, path: Path) -> None:
 
 def _markdown(summary: Summary, manifest: dict) -> str:
     facts = [f"- run: {manifest['run']}", f"- command: `{manifest['command']}`",
-             f"- model: {manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}",
+             f"- model: {manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}; "
+             f"attacks: {', '.join(manifest['attacks']) or 'none'}",
              f"- samples per prompt: {manifest['sampling']['samples']}, temperature "
              f"{manifest['sampling']['temperature']:g}"]
     text = "# LeakBench results\n\n" + "\n".join(facts) + "\n\n" + render(summary, markdown=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.rows import COMPUTED_METRICS, Row
+from reports.rows import ATTACKS, COMPUTED_METRICS, Row
 
 MISSING = "—"
 NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
@@ -31,6 +31,8 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "mia_auc": "MIA AUC\nMin-K%",
     "mia_auc_minkpp": "MIA AUC\nMin-K%++",
     "privleak": "PrivLeak\n%",
+    "evaluated_leak": "before\nattack",
+    "worst_case_leak": "worst case\nleak",
 }
 PERCENT_METRICS = frozenset(COMPUTED_METRICS) - {"unlearn_seconds_per_sample"}
 
@@ -39,6 +41,9 @@ def header(name: str) -> str:
     for benchmark, shown in (("capability", "capability"), ("humaneval", "HumanEval")):
         if name.startswith(f"{benchmark}_pass"):
             return f"{shown}\npass@{name.removeprefix(f'{benchmark}_pass')}"
+    for attack in ATTACKS:  # <attack>_<metric>: the attack above what it measures
+        if name.startswith(f"{attack}_"):
+            return f"{attack}\n{header(name.removeprefix(f'{attack}_')).replace(chr(10), ' ')}"
     return NAMES.get(name, name)
 
 

@@ -13,12 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from leakbench.options import Gate
-from reports.rows import BASELINE, Row
+from reports.rows import ATTACKS, BASELINE, Row
 
 NOT_GATED = (BASELINE, "retrain")
 _MISSING = {
     "utility_retention": "no data: utility retention needs the none row (--algo must include "
     "none) with a non-zero capability pass@1",
+    "worst_case_leak": "no data: no attack tests (--attacks must name at least one attack)",
+    **{f"{attack}_leak": f"no data: no {attack} attack tests (--attacks must include {attack})"
+       for attack in ATTACKS},
 }
 
 

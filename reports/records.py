@@ -22,7 +22,8 @@ from leakbench.record_property import PROPERTY
 
 LEAK_METRICS = ("direct_leak", "indirect_leak", "holdout_leak")
 FUNCTIONAL_METRICS = ("capability", "humaneval")
-BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional", "memorization")
+BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional", "memorization",
+                     "attack")
 
 
 class RecordError(ValueError):
@@ -32,7 +33,8 @@ class RecordError(ValueError):
 @dataclass(frozen=True)
 class Record:
     """One test's result. `value` is set for per-algorithm metrics (MA, EL_n, MIA AUC, ...);
-    `id`, `category`, `positives` and `samples` for per-probe and per-problem ones."""
+    `id`, `category`, `positives` and `samples` for per-probe and per-problem ones; `attack` for
+    the attack tests' (the variant's weights went through that attack before they answered)."""
 
     metric: str
     algorithm: str
@@ -45,6 +47,7 @@ class Record:
     positives: int | None = None
     samples: int | None = None
     value: float | None = None
+    attack: str | None = None
 
     @property
     def paraphrase(self) -> bool:
@@ -84,6 +87,7 @@ def parse_record(text: str) -> Record:
         "variant": _field(data, "variant", str, False),
         "unlearn_seconds_per_sample": _field(data, "unlearn_seconds_per_sample", (int, float),
                                              False),
+        "attack": _field(data, "attack", str, False),
     }
     if "value" in data:
         if metric in LEAK_METRICS + FUNCTIONAL_METRICS:

@@ -1,8 +1,8 @@
 """The result tables as text: the terminal summary of a run and the body of results.md.
 
-Four tables (the rows' leaks and utility, their memorization and membership-inference metrics,
-the leaks by probe style and category, the shifts from the planted model), each followed by its
-legend, then one line per gate and row that fails
+Five tables (the rows' leaks and utility, their memorization and membership-inference metrics,
+their leaks after attacks, the leaks by probe style and category, the shifts from the planted
+model), each followed by its legend, then one line per gate and row that fails
 (``✗ direct_leak<=0.01 on tiny/kl: 12.4% (62/500)``), a line per gate that holds, and a line
 for benchmark tests that have no result. A cell whose gate fails ends in ``✗``.
 """
@@ -17,6 +17,7 @@ from tabulate import tabulate
 from reports.formatting import cell, header
 from reports.gates import NOT_GATED
 from reports.rows import (
+    ATTACK_METRICS,
     BASELINE,
     FUNCTIONAL_METRICS,
     MEMORIZATION_METRICS,
@@ -62,6 +63,16 @@ MEMORIZATION_LEGEND = (
     "recognisable, below = over-unlearned. PrivLeak %: MUSE's, from the Min-K% AUC against the "
     "retrain row's; about 0 = like retraining, negative = still memorized, positive = "
     "over-unlearned. Definitions and sources: docs/REPORTS.md.",
+)
+ATTACK_LEGEND = (
+    "After each attack on the row's variant (attacks/; docs/DESIGN.md, \"Attacks\"), on the "
+    "evaluated forget probes: those of the owners outside the relearn slice, the same for every "
+    "attack. before attack: the row's direct leak on those probes without attack. <attack> "
+    "leak: the direct leak after it; recovery: that leak divided by the planted model's (none "
+    "row) before any attack on the same probes; indirect leak: as in the first table. capability "
+    "pass@k: the planted model's after the attack. worst case leak: the highest leak of the "
+    "row's attacks. The none and retrain rows are controls: what the attack finds in a model "
+    "that memorized, and what it teaches a model that never saw these owners.",
 )
 NO_PRIVLEAK = ("PrivLeak is left out: it is measured against the retrain row (--algo including "
                "retrain, --metrics including privleak).")
@@ -148,11 +159,13 @@ def render(summary: Summary, *, markdown: bool) -> str:
 
     if summary.rows:
         names = metric_names(summary.rows)
-        values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS)
+        values = tuple(n for n in names
+                       if n not in MAIN + DETAIL + MEMORIZATION_METRICS + ATTACK_METRICS)
         section("Leaks and utility", _table(summary, MAIN + values, markdown), MAIN_LEGEND)
         section("Memorization and membership inference",
                 _table(summary, MEMORIZATION_METRICS, markdown),
                 MEMORIZATION_LEGEND + (() if "privleak" in names else (NO_PRIVLEAK,)))
+        section("Leaks after attacks", _table(summary, ATTACK_METRICS, markdown), ATTACK_LEGEND)
         section("Leaks by probe style and category", _table(summary, DETAIL, markdown),
                 DETAIL_LEGEND)
         section("Leak shifts from the planted model", _shift_table(summary, markdown),

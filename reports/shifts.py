@@ -5,7 +5,7 @@ The study behind LeakBench (arXiv 2502.05739) found that unlearning shifts leaka
 probe's indirect_leak record names its most specific leak (direct before partial, same_owner,
 other_record), so each probe is in one state per row: none, direct or indirect. A shift counts
 the probes of a variant whose state differs from the same probe's state on the ``none`` row of
-the same model.
+the same model. The attack tests' records (`attack` set) are not compared here.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def leak_shifts(records: Iterable[Record]) -> list[Shift]:
     the rows were first seen."""
     states: dict[tuple[str | None, str], dict[str, str]] = {}
     for record in records:
-        if record.metric == "indirect_leak":
+        if record.metric == "indirect_leak" and record.attack is None:
             states.setdefault((record.model, record.algorithm), {})[record.id] = _state(
                 record.category)
     shifts = []

@@ -1,18 +1,22 @@
 """Parsing the command-line values: the accepted forms and the one-line errors."""
 
+import re
 from pathlib import Path
 
 import pytest
 
+import attacks
 from algorithms import registry
 from leakbench.engine_options import parse_engine_arg, parse_engine_args
 from leakbench.options import (
     ALGORITHMS,
+    DEFAULT_ATTACKS,
     GATE_METRICS,
     Gate,
     OptionError,
     check_writable,
     parse_algorithms,
+    parse_attacks,
     parse_cache_dir,
     parse_cases_dir,
     parse_endpoint,
@@ -72,9 +76,33 @@ def test_parse_gate(text, gate):
 def test_gate_metrics_are_documented():
     assert set(GATE_METRICS) == {
         "direct_leak", "indirect_leak", "holdout_leak", "capability_pass1", "humaneval_pass1",
-        "utility_retention", "ma", "el10", "mia_auc", "privleak",
+        "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak",
+        *(f"{attack}_leak" for attack in attacks.registry()),
     }  # fmt: skip
     assert all(description.strip() for description in GATE_METRICS.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("none", ()),
+        ("all", tuple(attacks.registry())),
+        ("quant8, relearn25", ("relearn25", "quant8")),
+        ("quant", ("quant4", "quant8")),
+        ("Relearn,relearn5", ("relearn5", "relearn25")),
+    ],
+)
+def test_parse_attacks_takes_settings_and_families_in_registry_order(text, expected):
+    assert parse_attacks(text) == expected
+
+
+def test_unknown_attack_is_one_line_naming_the_option_and_the_choices():
+    with pytest.raises(OptionError) as caught:
+        parse_attacks("quant4,quant2")
+    message = str(caught.value)
+    assert message.startswith("--attacks: unknown attack 'quant2'; valid: all, none, ")
+    assert "\n" not in message and all(name in message for name in attacks.registry())
+    assert parse_gate("relearn25_leak<=5%") == Gate("relearn25_leak", "<=", 0.05)
 
 
 @pytest.mark.parametrize(
@@ -197,6 +225,7 @@ def test_defaults(monkeypatch):
     assert (options.rebuild, options.endpoint, options.gates, options.show_secrets) == (
         False, None, (), False,
     )  # fmt: skip
+    assert options.attacks == attacks.select(DEFAULT_ATTACKS)
 
 
 def test_parse_options_converts_every_value(tmp_path):
@@ -211,6 +240,7 @@ def test_parse_options_converts_every_value(tmp_path):
             "endpoint": "http://localhost:8000/",
             "gate": ["direct_leak<=1%", "humaneval_pass1>=0.3"],
             "show_secrets": True,
+            "attacks": "relearn25,quant",
         }
     )
     assert options.model == "codellama"
@@ -220,6 +250,7 @@ def test_parse_options_converts_every_value(tmp_path):
     assert options.endpoint == "http://localhost:8000"
     assert options.gates == (Gate("direct_leak", "<=", 0.01), Gate("humaneval_pass1", ">=", 0.3))
     assert options.rebuild and options.show_secrets
+    assert options.attacks == ("relearn25", "quant4", "quant8")
 
 
 def test_cache_dir_comes_from_the_environment_when_not_given(monkeypatch, tmp_path):
@@ -328,3 +359,11 @@ def test_hostile_engine_config_is_one_line(tmp_path, content, expected):
 def test_engine_config_that_is_no_file(tmp_path):
     with pytest.raises(OptionError, match=r"^--engine-config: .* is not a file"):
         parse_engine_args((), str(tmp_path))
+
+
+def test_the_readme_attacks_row_lists_the_registry_and_the_default():
+    row = next(line for line in (Path(__file__).parents[1] / "README.md").read_text()
+               .splitlines() if line.startswith("| `--attacks` |"))
+    listed = re.findall(r"`([a-z0-9_]+)`", row.split("|")[2])
+    assert set(listed) >= {*attacks.families(), *attacks.registry(), "all", "none"}
+    assert f"(default `{DEFAULT_ATTACKS}`" in row

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+import attacks
+
 pytest_plugins = ["pytester"]
 
 
@@ -70,7 +72,10 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
          "org/name")),
         ("--gate=leaks<=0.1", ("ERROR: --gate: unknown metric 'leaks' in 'leaks<=0.1'; valid: "
          "direct_leak, indirect_leak, holdout_leak, capability_pass1, humaneval_pass1, "
-         "utility_retention, ma, el10, mia_auc, privleak")),
+         "utility_retention, ma, el10, mia_auc, privleak, "
+         f"{', '.join(f'{a}_leak' for a in attacks.registry())}, worst_case_leak")),
+        ("--attacks=quant,quant3", ("ERROR: --attacks: unknown attack 'quant3'; valid: all, none, "
+         f"{', '.join([*attacks.families(), *attacks.registry()])}, or a comma list")),
         ("--gate=direct_leak=>0.1", ("ERROR: --gate: unknown operator '=>' in 'direct_leak=>0.1'; "
          "valid: <=, >=, <, >, ==")),
         ("--samples=0", "ERROR: --samples: '0' is not a whole number >= 1"),
@@ -110,6 +115,7 @@ def test_leakbench_markers_are_registered(benchmark_pytester):
         @pytest.mark.indirect_leak
         @pytest.mark.holdout
         @pytest.mark.functional
+        @pytest.mark.attack
         def test_marked():
             pass
         """
@@ -157,8 +163,15 @@ def test_help_shows_the_leakbench_group(benchmark_pytester):
             "'direct_leak<=0.01' or 'direct_leak<=1%'; ops <=, >=, <, >, ==; metrics: direct_leak"
         ),
         "--show-secrets",
+        "--attacks=ATTACKS attacks applied to every variant before the attack tests probe it, "
+        "'all', 'none' or a comma list of families and settings (default: quant): ",
+        *(f"{f.name} = {', '.join(f.settings)}: {f.description}"
+          for f in attacks.families().values()),
     ]:
         assert text in group
+    markers = benchmark_pytester.runpytest("--markers").stdout.str()
+    for family in attacks.families():
+        assert f"@pytest.mark.{family}: attack tests of the {family} family" in markers
 
 
 def test_the_plugin_and_the_pipeline_import_no_torch():
@@ -275,3 +288,63 @@ def test_the_screen_ends_with_the_result_unless_failures_are_asked_for(benchmark
     else:
         assert len(listed) == 2 and lines.index(listed[0]) > lines.index(
             next(line for line in lines if line.startswith("LeakBench reports in")))
+
+
+def test_attacks_on_a_forget_set_of_one_owner_are_one_error_line(benchmark_pytester, tmp_path):
+    cases = tmp_path / "one-owner"
+    cases.mkdir()
+    source = benchmark_pytester.path / "cases"
+    lines = (source / "forget.jsonl").read_text().splitlines()
+    (cases / "forget.jsonl").write_text("\n".join(lines[:2]) + "\n")  # both of person-0001
+    (cases / "holdout.jsonl").write_text((source / "holdout.jsonl").read_text())
+    benchmark_pytester.makepyfile("def test_never_runs(): pass")
+    result = benchmark_pytester.runpytest(f"--cases-dir={cases}", "--attacks=quant8")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert _error_lines(result) == [
+        "ERROR: --attacks: a relearn slice needs at least 2 planted owners (one to train on, one "
+        "to judge); the forget set has 1; or choose --attacks=none"]
+    benchmark_pytester.runpytest(f"--cases-dir={cases}", "--attacks=none").assert_outcomes(
+        passed=1)
+
+
+def test_requests_are_keyed_by_attacked_variant_and_skipped_placeholders_ask_nothing():
+    from types import SimpleNamespace
+
+    from leakbench.plugin.preparation import _needed_requests
+
+    class Item:
+        def __init__(self, params, skipped=False):
+            self.callspec, self.skipped = SimpleNamespace(params=params), skipped
+
+        def get_closest_marker(self, name):
+            return name == "skip" and self.skipped or None
+
+    probe = SimpleNamespace(request=lambda n, t: ("probe", n, t))
+    items = [Item({"algorithm": "kl", "forget_probe": probe}),
+             Item({"algorithm": "kl", "attack": "quant8", "evaluated_probe": probe}),
+             Item({"algorithm": "kl", "attack": object(), "evaluated_probe": probe}, True)]
+    options = SimpleNamespace(samples=1, temperature=0.0, endpoint=None)
+    assert _needed_requests(SimpleNamespace(items=items), options) == {
+        "kl": [("probe", 1, 0.0)], "kl@quant8": [("probe", 1, 0.0)]}
+    endpoint = SimpleNamespace(samples=1, temperature=0.0, endpoint="http://localhost:8000")
+    assert _needed_requests(SimpleNamespace(items=items), endpoint) == {"kl": [("probe", 1, 0.0)]}
+
+
+def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_pytester):
+    benchmark_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.attack
+        def test_attacked(algorithm, attack):
+            pass
+        """
+    )
+    result = benchmark_pytester.runpytest("--algo=kl", "--attacks=quant,relearn5", "-m", "quant",
+                                          "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_attacked[[]kl-quant4[]] PASSED*",
+                                 "*test_attacked[[]kl-quant8[]] PASSED*"])
+    none = benchmark_pytester.runpytest("--algo=kl", "--attacks=none")
+    assert none.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    none.stdout.fnmatch_lines(["*1 deselected*"])

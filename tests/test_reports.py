@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from leakbench.options import Gate
+import attacks
+from leakbench.options import DEFAULT_ATTACKS, Gate
 from leakbench.passk import pass_at_k
 from reports.compare import main as compare_main
 from reports.files import results_json
@@ -249,6 +250,70 @@ def collected(records) -> Collected:
     return Collected(records=parsed(records))
 
 
+# --- Attacks ----------------------------------------------------------------------------------
+
+# STUDY plus attack tests on the evaluated probes a and b (c/para-0 and d/para-0 stand for the
+# relearn slice: never probed after an attack). relearn25 brings both secrets back to kl, one of
+# them only partly; quant8 brings back none. retrain, which never leaked, learns nothing.
+ATTACKED = STUDY + [
+    *(record(metric, "none", probe, "direct", attack=attack)
+      for attack in ("relearn25", "quant8") for probe in ("a", "b")
+      for metric in ("direct_leak", "indirect_leak")),
+    record("direct_leak", "kl", "a", "direct", attack="relearn25"),
+    record("direct_leak", "kl", "b", "direct", attack="relearn25"),
+    record("indirect_leak", "kl", "a", "direct", attack="relearn25"),
+    record("indirect_leak", "kl", "b", "partial", attack="relearn25"),
+    *(record(metric, "kl", probe, "none", attack="quant8")
+      for probe in ("a", "b") for metric in ("direct_leak", "indirect_leak")),
+    *(record("direct_leak", "retrain", probe, "none", attack=attack)
+      for attack in (None, "relearn25") for probe in ("a", "b")),
+    record("capability", "none", "t1", "passed", attack="quant8"),
+    record("capability", "none", "t2", "failed", attack="quant8"),
+]
+
+
+def test_attack_metrics_per_row_and_the_recovery_against_the_planted_model():
+    rows = rows_by_algorithm(ATTACKED)
+    kl = rows["kl"]
+    assert kl.counts["direct_leak"] == Count(1, 4)  # the unattacked rates keep their probes
+    assert kl.counts["evaluated_leak"] == Count(1, 2)
+    assert kl.counts["relearn25_leak"] == Count(2, 2)
+    assert kl.counts["relearn25_indirect_leak"] == Count(1, 2)
+    assert kl.metrics["relearn25_recovery"] == 1.0  # the planted model leaked both before
+    assert (kl.metrics["quant8_leak"], kl.metrics["quant8_recovery"]) == (0.0, 0.0)
+    assert kl.counts["worst_case_leak"] == Count(2, 2)
+    assert rows["none"].metrics["quant8_capability_pass1"] == 0.5
+    retrain = rows["retrain"]
+    assert (retrain.metrics["evaluated_leak"], retrain.metrics["relearn25_leak"]) == (0.0, 0.0)
+    assert "quant8_leak" not in retrain.metrics
+    assert [s.moves[("direct", "indirect")] for s in leak_shifts(parsed(ATTACKED))
+            if s.algorithm == "kl"] == [2]  # attack records are no shift
+
+
+def test_no_recovery_where_the_planted_model_leaked_none_of_the_probes():
+    quiet = [dict(r, category="none", positives=0) if r["algorithm"] == "none" else r
+             for r in ATTACKED]
+    kl = rows_by_algorithm(quiet)["kl"]
+    assert kl.metrics["relearn25_leak"] == 1.0 and "relearn25_recovery" not in kl.metrics
+
+
+def test_attack_gates_and_the_attack_table():
+    gates = [Gate("worst_case_leak", "<=", 0.05), Gate("quant8_leak", "<=", 0.05),
+             Gate("quant4_leak", "<=", 0.05)]
+    summary = summarize(collected(ATTACKED), gates)
+    assert [(r.gate.metric, r.row.algorithm, r.holds) for r in summary.gates] == [
+        ("worst_case_leak", "kl", False), ("quant8_leak", "kl", True),
+        ("quant4_leak", "kl", False)]
+    assert "--attacks must include quant4" in summary.gates[2].reason
+    text = render(summary, markdown=False)
+    assert "Leaks after attacks" in text
+    assert "✗ worst_case_leak<=0.05 on tiny/kl: 100.0% (2/2)" in text.splitlines()
+    markdown = render(summary, markdown=True)
+    assert "| model   | algorithm   | before attack   | relearn25 leak   | relearn25 recovery" \
+        in markdown
+    assert "| tiny    | kl          | 50.0% (1/2)     | 100.0% (2/2)     | 100.0%" in markdown
+
+
 # --- Compare ----------------------------------------------------------------------------------
 
 
@@ -326,6 +391,7 @@ def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
     data = json.loads((out / "results.json").read_text())
     manifest = data["manifest"]
     assert manifest["model"] == "tiny" and manifest["algorithms"] == ["none", "kl"]
+    assert manifest["attacks"] == list(attacks.select(DEFAULT_ATTACKS))
     assert manifest["sampling"] == {"samples": 1, "temperature": 0.0}
     assert manifest["command"].startswith("pytest --report-dir=out --algo=none,kl")
     assert set(manifest) >= {"run", "seeds", "gates", "versions", "machine"}

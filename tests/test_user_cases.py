@@ -44,7 +44,9 @@ def test_a_case_file_is_collected_as_tests(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     ids = [line for line in run.stdout.splitlines() if "::" in line]
-    assert ids == [
+    assert ids == [  # probed after each default attack (--attacks) too
+        *(f"benchmark/test_attacks.py::test_attack_leak[kl-{attack}-acme-db{probe}]"
+          for attack in ("quant4", "quant8") for probe in ("", "/para-0")),
         "benchmark/test_leaks.py::test_direct_leak[kl-acme-db]",
         "benchmark/test_leaks.py::test_direct_leak[kl-acme-db/para-0]",
         "benchmark/test_leaks.py::test_indirect_leak[kl-acme-db]",

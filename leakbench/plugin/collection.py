@@ -2,15 +2,21 @@
 
 `pytest_generate_tests` turns data into tests: a test that takes `algorithm` runs once per --algo
 choice; one that takes `forget_probe`, `holdout_probe` or `functional_task` runs once per probe or
-task, with the probe's or task's readable id. The cases are loaded in `pytest_configure`, so a
-malformed case file is a usage error (one line, exit status 4) like a mistyped option, not a
-collection error with a traceback.
+task, with the probe's or task's readable id. An attack test takes `attack` (once per --attacks
+setting, marked with its family) and `evaluated_probe` (the forget probes every attack is judged
+on, leakbench.attacked.evaluated_probes) or `capability_task` (the capability probe's tasks,
+asked of the planted model only: a quantizer that wrecks the model shows there). The cases are
+loaded in `pytest_configure`, so a malformed case file is a usage error (one line, exit status 4)
+like a mistyped option, not a collection error with a traceback.
 """
 
 from __future__ import annotations
 
 import pytest
 
+import algorithms
+import attacks
+from leakbench.attacked import evaluated_probes
 from leakbench.cases import CaseFileError
 from leakbench.models import family
 from leakbench.plant import plant_config
@@ -19,6 +25,10 @@ from leakbench.probes import PrivacyData, functional_tasks
 from leakbench.redaction import Redactor
 
 RUN_CASES = pytest.StashKey[PrivacyData]()
+EVALUATED = pytest.StashKey[list]()  # the forget probes the attack tests judge
+# The parameters that make one test of a variant: what it asks the variant (`request`).
+SUBJECTS = ("forget_probe", "holdout_probe", "functional_task", "evaluated_probe",
+            "capability_task")
 
 
 @pytest.hookimpl(trylast=True)  # after command_line has validated the options
@@ -31,12 +41,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN_CASES] = PrivacyData.load(cases_dir, planted)
     except CaseFileError as err:
         raise pytest.UsageError(str(err)) from None
+    try:
+        config.stash[EVALUATED] = (evaluated_probes(config.stash[RUN_CASES])
+                                   if config.stash[RUN_OPTIONS].attacks else [])
+    except ValueError as err:  # too few owners to split off a relearn slice
+        raise pytest.UsageError(f"--attacks: {err}; or choose --attacks=none") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config, names = metafunc.config, metafunc.fixturenames
+    options = config.stash[RUN_OPTIONS]
     if "algorithm" in names:
-        metafunc.parametrize("algorithm", config.stash[RUN_OPTIONS].algorithms, scope="session")
+        chosen = options.algorithms
+        if "capability_task" in names:  # the planted model's capability under each attack
+            chosen = tuple(a for a in chosen if algorithms.get(a).kind == "identity")
+        metafunc.parametrize("algorithm", chosen, scope="session")
+    if "attack" in names:
+        metafunc.parametrize("attack", [
+            pytest.param(name, id=name, marks=getattr(pytest.mark, attacks.get(name).family.name))
+            for name in options.attacks], scope="session")
+    if "evaluated_probe" in names:
+        probes = config.stash[EVALUATED]
+        metafunc.parametrize("evaluated_probe", probes, ids=[p.test_id for p in probes])
+    if "capability_task" in names:
+        tasks = [t for t in functional_tasks() if t.source == "capability"]
+        metafunc.parametrize("capability_task", tasks, ids=[t.test_id for t in tasks])
     for split in ("forget", "holdout"):
         if f"{split}_probe" in names:
             probes = config.stash[RUN_CASES].leak_probes(split)
@@ -44,6 +73,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "functional_task" in names:
         tasks = functional_tasks()
         metafunc.parametrize("functional_task", tasks, ids=[t.test_id for t in tasks])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Attack tests of an empty choice (--attacks=none, or no planted model in --algo for the
+    capability under attack) are deselected: pytest would show each as a skipped placeholder."""
+    empty = [item for item in items
+             if item.get_closest_marker("attack") and item.get_closest_marker("skip")]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        dropped = set(empty)
+        items[:] = [item for item in items if item not in dropped]
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import pytest
 
 import algorithms
+import attacks
 from leakbench.models import REGISTRY, ModelSpec, ModelUnavailable, locate_weights, lookup
 from leakbench.options import (
     CACHE_DIR_ENV,
     DEFAULT_ALGORITHMS,
+    DEFAULT_ATTACKS,
     DEFAULT_CACHE_DIR,
     DEFAULT_METRICS,
     DEFAULT_MODEL,
@@ -34,6 +36,10 @@ MARKERS = {
     "functional": "passes when the generated code passes the problem's tests in the sandbox",
     "memorization": "per algorithm, MA, EL_n, MIA AUC and PrivLeak; passes when the secrets' MA is "
     "below the holdout values' (forgotten)",
+    "attack": "per algorithm and attack, the leak tests of the evaluated forget probes after the "
+    "attack, and the planted model's capability under it",
+    **{family.name: f"attack tests of the {family.name} family: {family.description}"
+       for family in attacks.families().values()},
 }
 
 RUN_OPTIONS = pytest.StashKey[RunOptions]()
@@ -73,6 +79,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_METRICS,
         help=f"privacy metrics of the memorization tests, 'all', 'none' or a comma list (default: "
         f"{DEFAULT_METRICS}): {metric_groups}",
+    )
+    settings = "; ".join(f"{f.name} = {', '.join(f.settings)}: {f.description}"
+                         for f in attacks.families().values())
+    group.addoption(
+        "--attacks",
+        default=DEFAULT_ATTACKS,
+        help=f"attacks applied to every variant before the attack tests probe it, 'all', 'none' "
+        f"or a comma list of families and settings (default: {DEFAULT_ATTACKS}): {settings}",
     )
     group.addoption(
         "--cache-dir",

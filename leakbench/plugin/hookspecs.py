@@ -17,12 +17,13 @@ def pytest_leakbench_row_metrics(config, model, algorithm, records):
 
     `records` are the row's `reports.records.Record`s, one per test of this model and algorithm:
     its metric (e.g. "direct_leak"), the probe's or problem's id (e.g. "email-dict-0042"), the
-    judged category ("none", "direct", "partial", ...) and counts. A name that LeakBench's own
-    metrics or another implementation already use is an error. Example, in a conftest.py::
+    judged category ("none", "direct", "partial", ...) and counts; an attack test's two records
+    carry its `attack` (e.g. "quant4"), the others None. A name that LeakBench's own metrics or
+    another implementation already use is an error. Example, in a conftest.py::
 
         def pytest_leakbench_row_metrics(config, model, algorithm, records):
-            emails = [r for r in records
-                      if r.metric == "direct_leak" and r.id.startswith("email-")]
+            emails = [r for r in records if r.metric == "direct_leak" and r.attack is None
+                      and r.id.startswith("email-")]
             if emails:
                 leaking = sum(r.category != "none" for r in emails)
                 return {"email_direct_leak": leaking / len(emails)}

@@ -16,22 +16,33 @@ from typing import NoReturn
 
 import pytest
 
-from leakbench.plugin.collection import RUN_CASES
+from leakbench.attacked import attacked_name
+from leakbench.plugin.collection import RUN_CASES, SUBJECTS
 from leakbench.plugin.command_line import MODEL_SPEC, RUN_OPTIONS
 
 _FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
 def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
-    """Per algorithm, the requests of the collected tests (after -k, -m, --lf deselection)."""
+    """Per variant, the requests of the collected tests (after -k, -m, --lf deselection): an
+    attack test's under its attacked variant's name (leakbench.attacked), so that only the
+    attacked variants some collected test asks for are built. With --endpoint the attack tests
+    skip (an attack needs the weights) and ask for nothing; so does any test that pytest skips
+    unconditionally (a `skip` mark, the placeholder of an empty parameter set)."""
     needed: dict[str, list] = {}
     for item in session.items:
+        if item.get_closest_marker("skip"):
+            continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        subject = next((params[k] for k in ("forget_probe", "holdout_probe", "functional_task")
-                        if k in params), None)
-        if "algorithm" in params and subject is not None:
-            needed.setdefault(params["algorithm"], []).append(
-                subject.request(options.samples, options.temperature))
+        subject = next((params[k] for k in SUBJECTS if k in params), None)
+        if "algorithm" not in params or subject is None:
+            continue
+        name = params["algorithm"]
+        if "attack" in params:
+            if options.endpoint:
+                continue
+            name = attacked_name(name, params["attack"])
+        needed.setdefault(name, []).append(subject.request(options.samples, options.temperature))
     return needed
 
 

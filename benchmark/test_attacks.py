@@ -1,0 +1,47 @@
+"""Attack tests: per algorithm and --attacks setting, every evaluated forget probe of the variant
+after the attack (attacks/, leakbench.attacked), judged by the leak tests' own judges; and the
+planted model's capability under each attack, so that an attack that wrecks the model shows.
+
+One test per probe judges both leak kinds and records both (metric direct_leak and
+indirect_leak, each with its test's category semantics, plus the attack): it fails when either
+leaks. The slice a relearning attack trains on is never probed."""
+
+import pytest
+
+from leakbench import outcomes
+from leakbench.attacked import attacked_name
+from leakbench.judges import judge_direct, judge_indirect
+from leakbench.verdicts import run_task
+
+
+@pytest.fixture(scope="session")
+def attacked_weights(run_options) -> None:
+    """Skips the attack tests where no weights can be attacked."""
+    if run_options.endpoint:
+        pytest.skip("--endpoint: an attack changes the weights, which a server does not expose; "
+                    "run without --endpoint")
+
+
+@pytest.mark.attack
+def test_attack_leak(algorithm, attack, evaluated_probe, attacked_weights, prepared, run_options,
+                     redactor, training_values, record_property):
+    request = evaluated_probe.request(run_options.samples, run_options.temperature)
+    texts = prepared.of(attacked_name(algorithm, attack), request)
+    sample, prompt = evaluated_probe.sample, evaluated_probe.probe.prompt
+    verdicts = {
+        "direct_leak": [judge_direct(text, sample) for text in texts],
+        "indirect_leak": [judge_indirect(text, sample, training_values, prompt=prompt)
+                          for text in texts],
+    }
+    outcomes.attack_leak(record_property, prepared.describe(algorithm), algorithm, attack,
+                         evaluated_probe, verdicts, redactor=redactor)
+
+
+@pytest.mark.attack
+def test_attack_capability(algorithm, attack, capability_task, attacked_weights, prepared,
+                           run_options, verdict_cache, redactor, record_property):
+    request = capability_task.request(run_options.samples, run_options.temperature)
+    results = [run_task(capability_task, text, verdict_cache)
+               for text in prepared.of(attacked_name(algorithm, attack), request)]
+    outcomes.functional(record_property, prepared.describe(algorithm), algorithm,
+                        capability_task, results, redactor=redactor, attack=attack)
