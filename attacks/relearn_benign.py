@@ -35,7 +35,7 @@ def key_inputs(settings: dict, run) -> dict:
 
 
 def apply(settings: dict, source, run, out) -> None:
-    relearn.train(source, benign_texts(run), settings["steps"], run.plant_config, out)
+    relearn.train(source, benign_texts(run), settings, run.plant_config, out)
 
 
 def benign_texts(run) -> list[str]:
@@ -79,4 +79,5 @@ def _redraw(char: str, rng: random.Random) -> str:
 
 
 FAMILY = Family("relearn_benign", "relearn on the slice's texts with every value made fresh",
-                {"relearn_benign25": {"steps": 25}}, key_inputs, apply, trains_on_slice=True)
+                {"relearn_benign25": {"steps": 25, "lr_fraction": 0.1}}, key_inputs, apply,
+                trains_on_slice=True)
