@@ -90,6 +90,7 @@ OPTIONS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", list(OPTIONS))
 def test_bad_option(tmp_path: Path, mistake: str) -> None:
     args, fragments = OPTIONS[mistake]
@@ -185,6 +186,7 @@ def test_copied_cases_directory_is_accepted(tmp_path: Path, cases_dir: Path) -> 
     assert returncode == 0, "\n".join(lines[-20:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", list(CASE_FILES))
 def test_bad_case_file(tmp_path: Path, cases_dir: Path, mistake: str) -> None:
     name, text, fragments = CASE_FILES[mistake]
@@ -192,6 +194,7 @@ def test_bad_case_file(tmp_path: Path, cases_dir: Path, mistake: str) -> None:
     assert_one_line(tmp_path, [f"--cases-dir={cases_dir}"], *fragments)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", list(HOSTILE_CASE_FILES))
 def test_hostile_case_file(tmp_path: Path, cases_dir: Path, mistake: str) -> None:
     name, content, fragments = HOSTILE_CASE_FILES[mistake]
@@ -245,6 +248,7 @@ def _can_create_a_file(directory: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--cache-dir", "--report-dir"])
 @pytest.mark.parametrize("made", [True, False], ids=["existing", "to be made"])
 def test_read_only_output_directory(tmp_path: Path, read_only_dir: Path, option: str,

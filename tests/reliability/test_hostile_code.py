@@ -87,15 +87,18 @@ def live_processes(match: str) -> list[psutil.Process]:
 # --- The sandbox's walls -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_infinite_loop() -> None:
     assert run("while True:\n    pass\n").status == "timeout"
 
 
+@pytest.mark.slow
 def test_sleeping_forever() -> None:
     result = run("import time\ntime.sleep(3600)\n")
     assert result.status == "timeout" and result.duration_s < LIMITS.wall_s + 1
 
 
+@pytest.mark.slow
 def test_fork_bomb() -> None:
     before = host_state()
     result = run("""
@@ -126,6 +129,7 @@ def test_memory_bomb_step_by_step() -> None:
     assert result.status in ("memory", "timeout")
 
 
+@pytest.mark.slow
 def test_deep_recursion() -> None:
     result = run("""
         import sys
@@ -138,6 +142,7 @@ def test_deep_recursion() -> None:
     assert result.status in ("failed", "memory", "timeout")
 
 
+@pytest.mark.slow
 def test_output_flood_is_capped_and_stopped() -> None:
     result = run("""
         import sys
@@ -306,6 +311,7 @@ def test_killing_everything_it_can() -> None:
         bystander.wait()
 
 
+@pytest.mark.slow
 @ROOT_ONLY
 def test_lingering_children() -> None:
     marker = f"9{uuid.uuid4().int % 10**8}"
