@@ -88,5 +88,17 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         cases_dir=parse_cases_dir(given("cases_dir", "")),
         engine_args=engine_args,
         metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
-        attacks=parse_attacks(str(given("attacks", DEFAULT_ATTACKS))),
+        attacks=_attacks(raw.get("attacks"), bool(endpoint)),
     )
+
+
+def _attacks(given: object, endpoint: bool) -> tuple[str, ...]:
+    """--attacks, whose default is DEFAULT_ATTACKS, or none with --endpoint: an attack changes
+    weights LeakBench holds, and a server's are not (its variants are found by model name)."""
+    if not endpoint:
+        return parse_attacks(str(given or DEFAULT_ATTACKS))
+    if given is not None and parse_attacks(str(given)):
+        raise OptionError("--attacks: the models of an --endpoint server cannot be attacked "
+                          "(an attack changes weights that LeakBench builds); use --attacks=none "
+                          "or serve the models from here")
+    return ()

@@ -215,6 +215,19 @@ def test_endpoint_rejects_other_shapes(url):
         parse_endpoint(url)
 
 
+
+def test_an_endpoint_run_attacks_nothing_and_refuses_attacks_asked_for():
+    """An --endpoint server's models are not weights LeakBench holds: attacking them would judge
+    the unattacked model under an attack's name."""
+    endpoint = {"endpoint": "http://localhost:8000/v1/"}
+    assert parse_options(endpoint).endpoint == "http://localhost:8000/v1"
+    assert parse_options(endpoint).attacks == ()
+    assert parse_options({**endpoint, "attacks": "none"}).attacks == ()
+    with pytest.raises(OptionError) as error:
+        parse_options({**endpoint, "attacks": "quant4"})
+    assert str(error.value).startswith("--attacks: the models of an --endpoint server cannot be "
+                                       "attacked")
+
 def test_defaults(monkeypatch):
     monkeypatch.delenv("LEAKBENCH_CACHE_DIR", raising=False)
     options = parse_options({})
@@ -237,7 +250,6 @@ def test_parse_options_converts_every_value(tmp_path):
             "temperature": "0.2",
             "cache_dir": str(tmp_path),
             "rebuild": True,
-            "endpoint": "http://localhost:8000/",
             "gate": ["direct_leak<=1%", "humaneval_pass1>=0.3"],
             "show_secrets": True,
             "attacks": "relearn25,quant",
@@ -247,7 +259,6 @@ def test_parse_options_converts_every_value(tmp_path):
     assert options.algorithms == ALGORITHMS
     assert (options.samples, options.temperature) == (5, 0.2)
     assert options.cache_dir == tmp_path
-    assert options.endpoint == "http://localhost:8000"
     assert options.gates == (Gate("direct_leak", "<=", 0.01), Gate("humaneval_pass1", ">=", 0.3))
     assert options.rebuild and options.show_secrets
     assert options.attacks == ("relearn25", "quant4", "quant8")

@@ -84,9 +84,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          for f in attacks.families().values())
     group.addoption(
         "--attacks",
-        default=DEFAULT_ATTACKS,
+        default=None,
         help=f"attacks applied to every variant before the attack tests probe it, 'all', 'none' "
-        f"or a comma list of families and settings (default: {DEFAULT_ATTACKS}): {settings}",
+        f"or a comma list of families and settings (default: {DEFAULT_ATTACKS}; none with "
+        f"--endpoint): {settings}",
     )
     group.addoption(
         "--cache-dir",
