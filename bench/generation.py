@@ -63,7 +63,7 @@ from leakbench.docs_section import write_section
 from leakbench.options import parse_cache_dir
 from leakbench.plant import plant_config
 from leakbench.probes import PrivacyData, functional_tasks
-from leakbench.schema import Request, Sampling
+from leakbench.schema import Request, Sampling, cut_at_stops
 from leakbench.unlearn import Variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,11 +281,6 @@ def spread(requests: list[Request], limit: int) -> list[Request]:
     return requests[::stride]
 
 
-def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
-    cuts = [i for i in (text.find(s) for s in stops) if i != -1]
-    return text[: min(cuts)] if cuts else text
-
-
 class HFGenerator:
     """transformers `generate` on the variant's weights, greedy, left padding."""
 
@@ -342,7 +337,7 @@ class HFGenerator:
             ids = self.generated(row)
             tokens += len(ids)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            texts.append(cut_at_stop(text, sampling.stop))
+            texts.append(cut_at_stops(text, sampling.stop))
         return texts, tokens
 
     def run(self, requests: list[Request], batch_size: int, limit: int) -> Timing:
