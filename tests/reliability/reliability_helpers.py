@@ -55,9 +55,11 @@ class Run:
 
 def benchmark_command(cache: Path, report_dir: Path, *extra: str, subset: str | None = SUBSET,
                       workers: int | None = 2, algos: str = ALGOS) -> list[str]:
+    """The benchmark on `micro`, without attacks: these runs check faults, determinism and
+    secrets in outputs of the stages every run has (tests/test_attack_run.py runs attacks)."""
     command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro", algos,
-               "-p", "no:cacheprovider", f"--cache-dir={cache}", f"--report-dir={report_dir}",
-               "-q", *extra]
+               "--attacks=none", "-p", "no:cacheprovider", f"--cache-dir={cache}",
+               f"--report-dir={report_dir}", "-q", *extra]
     if subset:
         command += ["-k", subset]
     if workers:

@@ -278,7 +278,7 @@ def test_disk_full_while_writing_the_reports(tmpfs) -> None:
     fill(directory)
     with pytest.raises(OSError):
         write_reports(summarize(collected, ()), {"run": "r", "command": "c", "model": "m",
-                                                 "algorithms": ["none"],
+                                                 "algorithms": ["none"], "attacks": [],
                                                  "sampling": {"samples": 1, "temperature": 0}},
                       directory)
     assert sorted(p.name for p in directory.iterdir()) == ["filler"]  # no half-written file
