@@ -4,7 +4,8 @@ planted model's capability under each attack, so that an attack that wrecks the 
 
 One test per probe judges both leak kinds and records both (metric direct_leak and
 indirect_leak, each with its test's category semantics, plus the attack): it fails when either
-leaks. The slice a relearning attack trains on is never probed."""
+leaks. The slice a relearning attack trains on is never probed. With --endpoint there are none:
+an attack changes weights LeakBench builds (leakbench.run_options)."""
 
 import pytest
 
@@ -14,17 +15,9 @@ from leakbench.judges import judge_direct, judge_indirect
 from leakbench.verdicts import run_task
 
 
-@pytest.fixture(scope="session")
-def attacked_weights(run_options) -> None:
-    """Skips the attack tests where no weights can be attacked."""
-    if run_options.endpoint:
-        pytest.skip("--endpoint: an attack changes the weights, which a server does not expose; "
-                    "run without --endpoint")
-
-
 @pytest.mark.attack
-def test_attack_leak(algorithm, attack, evaluated_probe, attacked_weights, prepared, run_options,
-                     redactor, training_values, record_property):
+def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, redactor,
+                     training_values, record_property):
     request = evaluated_probe.request(run_options.samples, run_options.temperature)
     texts = prepared.of(attacked_name(algorithm, attack), request)
     sample, prompt = evaluated_probe.sample, evaluated_probe.probe.prompt
@@ -38,8 +31,8 @@ def test_attack_leak(algorithm, attack, evaluated_probe, attacked_weights, prepa
 
 
 @pytest.mark.attack
-def test_attack_capability(algorithm, attack, capability_task, attacked_weights, prepared,
-                           run_options, verdict_cache, redactor, record_property):
+def test_attack_capability(algorithm, attack, capability_task, prepared, run_options,
+                           verdict_cache, redactor, record_property):
     request = capability_task.request(run_options.samples, run_options.temperature)
     results = [run_task(capability_task, text, verdict_cache)
                for text in prepared.of(attacked_name(algorithm, attack), request)]

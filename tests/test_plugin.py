@@ -327,8 +327,6 @@ def test_requests_are_keyed_by_attacked_variant_and_skipped_placeholders_ask_not
     options = SimpleNamespace(samples=1, temperature=0.0, endpoint=None)
     assert _needed_requests(SimpleNamespace(items=items), options) == {
         "kl": [("probe", 1, 0.0)], "kl@quant8": [("probe", 1, 0.0)]}
-    endpoint = SimpleNamespace(samples=1, temperature=0.0, endpoint="http://localhost:8000")
-    assert _needed_requests(SimpleNamespace(items=items), endpoint) == {"kl": [("probe", 1, 0.0)]}
 
 
 def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_pytester):
@@ -349,3 +347,8 @@ def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_p
     none = benchmark_pytester.runpytest("--algo=kl", "--attacks=none")
     assert none.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     none.stdout.fnmatch_lines(["*1 deselected*"])
+    # an --endpoint run attacks nothing (its models are not weights LeakBench holds), so it
+    # has no attack test and asks the server for no attacked variant
+    served = benchmark_pytester.runpytest("--algo=kl", "--endpoint=http://localhost:8000/v1")
+    assert served.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    served.stdout.fnmatch_lines(["*1 deselected*"])

@@ -26,9 +26,8 @@ _FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
     """Per variant, the requests of the collected tests (after -k, -m, --lf deselection): an
     attack test's under its attacked variant's name (leakbench.attacked), so that only the
-    attacked variants some collected test asks for are built. With --endpoint the attack tests
-    skip (an attack needs the weights) and ask for nothing; so does any test that pytest skips
-    unconditionally (a `skip` mark, the placeholder of an empty parameter set)."""
+    attacked variants some collected test asks for are built. A test that pytest skips
+    unconditionally (a `skip` mark, the placeholder of an empty parameter set) asks for nothing."""
     needed: dict[str, list] = {}
     for item in session.items:
         if item.get_closest_marker("skip"):
@@ -39,8 +38,6 @@ def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
             continue
         name = params["algorithm"]
         if "attack" in params:
-            if options.endpoint:
-                continue
             name = attacked_name(name, params["attack"])
         needed.setdefault(name, []).append(subject.request(options.samples, options.temperature))
     return needed
