@@ -29,11 +29,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from algorithms import Algorithm, distributed
 from algorithms.batches import Example
 from algorithms.hparams import Hyper
+from leakbench import progress
 from leakbench.atomic import write_atomically
 
 
@@ -94,8 +94,8 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
     stop_reason = None
     started = time.perf_counter()
     model.train()
-    progress = tqdm(total=total_steps, desc=f"unlearn {algorithm.name}", unit="step",
-                    disable=None if accelerator.is_main_process else True)
+    reported = progress.current()  # the stage of the variant being built (artifacts.build)
+    reported.set_total(total_steps)
     for epoch in range(hp.epochs):
         forget_batches = _batches(forget, hp.batch_size, rng)
         retain_batches = _batches(retain, hp.batch_size, rng) if algorithm.needs_retain else []
@@ -120,8 +120,10 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
 
             record = {"step": len(records) + 1, "epoch": epoch, **logged}
             records.append(record)
-            progress.update(1)
-            progress.set_postfix(forget=f"{logged['forget']:.3f}", loss=f"{record['loss']:.3f}")
+            tokens = batch_forget["attention_mask"].sum()
+            if batch_retain is not None:
+                tokens = tokens + batch_retain["attention_mask"].sum()
+            reported.advance(tokens=int(tokens))
             if hp.stop_forget_nll is not None and logged["forget"] > hp.stop_forget_nll:
                 stop_reason = "stop_forget_nll"
                 break
@@ -130,7 +132,6 @@ def unlearn(model, reference, forget: list[Example], retain: list[Example],
                 break
         if stop_reason is not None:
             break
-    progress.close()
     model.train(was_training)
     if save_dir is not None:
         distributed.save(accelerator, model, save_dir)

@@ -82,9 +82,11 @@ def versions(*packages: str) -> dict[str, str]:
 
 
 def attacked(weights: Path, attack: str, run: RunData, cache_dir: Path, *,
-             adapter: Path | None = None, rebuild: bool = False) -> Path:
+             adapter: Path | None = None, rebuild: bool = False, label: str | None = None
+             ) -> Path:
     """The checkpoint directory of `attack` (a setting name of the registry) applied to
-    `weights` (with `adapter` merged in), built now unless cached."""
+    `weights` (with `adapter` merged in), built now unless cached; `label` names the stage in
+    the run's progress (leakbench.progress)."""
     spec = attacks.get(attack)
     if (Path(weights) / "adapter_config.json").exists():
         raise ValueError(f"{weights} is a LoRA adapter; pass the weights it was trained over as "
@@ -95,4 +97,5 @@ def attacked(weights: Path, attack: str, run: RunData, cache_dir: Path, *,
               **family.key_inputs(spec.settings, run)}
     return artifacts.build(cache_dir, STAGE, inputs,
                            lambda out: family.apply(spec.settings, source, run, out),
-                           rebuild=rebuild, collective=family.trains_on_slice)
+                           rebuild=rebuild, collective=family.trains_on_slice,
+                           label=label or f"attack {spec.name}")

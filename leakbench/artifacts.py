@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from leakbench import launch
+from leakbench import launch, progress
 
 MANIFEST = "manifest.json"
 
@@ -71,6 +71,7 @@ def build(
     *,
     rebuild: bool = False,
     collective: bool = False,
+    label: str | None = None,
 ) -> Path:
     """Return the artifact directory for `inputs`, calling `make(tmp_dir)` to build it if needed.
 
@@ -78,7 +79,16 @@ def build(
     manifest so that an artifact says what it was made from. `collective`: under a launch, every
     process calls `make` (with the same directory) and only process 0 may write; otherwise
     process 0 alone calls it. Alone in its process, `collective` changes nothing.
+
+    The call is a stage of the run's progress (leakbench.progress) named `label` (by default
+    `stage`): built or cached, its time and the work `make` reports on `progress.current()`.
     """
+    with progress.stage(label or stage) as reported:
+        return _build(cache_dir, stage, inputs, make, rebuild, collective, reported)
+
+
+def _build(cache_dir: Path, stage: str, inputs: dict, make: Callable[[Path], None],
+           rebuild: bool, collective: bool, reported: progress.Stage) -> Path:
     key = content_key(inputs)
     stage_dir = Path(cache_dir) / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +106,7 @@ def build(
     if group is None:
         with lock:
             if not rebuild and is_intact(final):
+                reported.cached()
                 return final
             tmp = _fresh_tmp(stage_dir, key)
             try:
@@ -104,12 +115,14 @@ def build(
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
     if collective:
-        return _build_launched(group, lock, final, rebuild, everywhere=make, on_main=finish)
-    return _build_launched(group, lock, final, rebuild, everywhere=None, on_main=make_and_finish)
+        return _build_launched(group, lock, final, rebuild, reported, everywhere=make,
+                               on_main=finish)
+    return _build_launched(group, lock, final, rebuild, reported, everywhere=None,
+                           on_main=make_and_finish)
 
 
-def _build_launched(group: launch.Processes, lock: FileLock, final: Path, rebuild: bool, *,
-                    everywhere: Callable[[Path], None] | None,
+def _build_launched(group: launch.Processes, lock: FileLock, final: Path, rebuild: bool,
+                    reported: progress.Stage, *, everywhere: Callable[[Path], None] | None,
                     on_main: Callable[[Path], None]) -> Path:
     """`build` under a launch: process 0 holds the lock and decides; every process runs
     `everywhere` (a collective make), then process 0 alone runs `on_main` while the others wait
@@ -120,6 +133,7 @@ def _build_launched(group: launch.Processes, lock: FileLock, final: Path, rebuil
         tmp = group.on_main(lambda: None if not rebuild and is_intact(final)
                             else _fresh_tmp(final.parent, final.name))
         if tmp is None:
+            reported.cached()
             return final
         try:
             if everywhere is not None:

@@ -57,6 +57,6 @@ def build_attacked(names: Iterable[str], variants: dict[str, Variant], data: Pri
         algorithm, attack = split_name(name)
         source = variants[algorithm]
         weights = attacked(source.weights, attack, run, cache_dir, adapter=source.adapter,
-                           rebuild=rebuild)
+                           rebuild=rebuild, label=f"attack {name}")
         built[name] = Variant(name, weights, None, artifacts.read_manifest(weights)["key"])
     return built

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from leakbench import artifacts, corpus, endpoint, engine_memory, models, serving, tiny
+from leakbench import artifacts, corpus, endpoint, engine_memory, models, progress, serving, tiny
 from leakbench.attacked import build_attacked, split_name
 from leakbench.completions import Store, request_key
 from leakbench.plant import plant, plant_config, planting_retain
@@ -231,12 +231,17 @@ def endpoint_completions_dir(cache_dir: Path, url: str, variant: str, run_id: st
 def fill(stores: dict[str, Store], needed: dict[str, list[Request | TokenRequest]],
          generator: Generator) -> dict[str, dict[str, Answer]]:
     """Each variant's store (`stores`) filled with what `needed` asks and it lacks, in one call
-    of `generator`; per variant, every answer its store holds."""
+    of `generator` (the run's "generate" stage, leakbench.progress); per variant, every answer
+    its store holds."""
     missing = {name: store.missing(needed.get(name, [])) for name, store in stores.items()}
     missing = {name: requests for name, requests in missing.items() if requests}
-    if missing:
-        for name, answers in generator.generate(missing).items():
-            stores[name].add(missing[name], answers)
+    with progress.stage("generate") as reported:
+        if not missing:
+            reported.cached()
+        else:
+            for name, answers in generator.generate(missing).items():
+                stores[name].add(missing[name], answers)
+                reported.advance(0, prompts=len(answers))
     return {name: store.load() for name, store in stores.items()}
 
 

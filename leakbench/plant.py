@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from algorithms.batches import DOCUMENT_FORMAT
-from leakbench import artifacts, corpus
+from leakbench import artifacts, corpus, progress
 from leakbench.precision import Precision, training_precision
 
 
@@ -85,7 +85,8 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
     return artifacts.build(cache_dir, stage, inputs,
                            lambda out: _train(base_dir, forget_texts, retain_texts, config, out,
                                               precision),
-                           rebuild=rebuild, collective=True)
+                           rebuild=rebuild, collective=True,
+                           label="plant" if stage == "planted" else stage)
 
 
 def _fingerprint(texts: list[str]) -> str:
@@ -138,7 +139,6 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     (artifacts.build, collective) on its share of each batch (algorithms.distributed); process 0
     writes. The Accelerator puts the model on each process's device."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoTokenizer
 
     from algorithms import distributed
@@ -158,23 +158,24 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     model, optimizer = distributed.prepare(accelerator, model, optimizer, config.batch_size)
     log, started = [], time.perf_counter()
     model.train()
-    quiet = {} if accelerator.is_main_process else {"disable": True}  # process 0 reports
-    with tqdm(total=steps, desc=desc, unit="step", **quiet) as bar:
-        for step, texts in zip(range(steps), batches):
-            examples = [encode_document(text, tokenizer, config.max_len) for text in texts]
-            batch = distributed.device_batch(accelerator, examples, tokenizer.pad_token_id)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            with precision.forward_context():
-                loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             labels=batch["labels"]).loss
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
-            log.append(round(mean["loss"], 4))
-            bar.update()
+    reported = progress.current()  # the stage of the artifact being built (artifacts.build)
+    reported.set_total(steps)
+    reported.note(**precision.facts())
+    for step, texts in zip(range(steps), batches):
+        examples = [encode_document(text, tokenizer, config.max_len) for text in texts]
+        batch = distributed.device_batch(accelerator, examples, tokenizer.pad_token_id)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        with precision.forward_context():
+            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         labels=batch["labels"]).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
+        log.append(round(mean["loss"], 4))
+        reported.advance(tokens=int(batch["attention_mask"].sum()))
     if len(log) != steps:
         raise ValueError(f"{desc}: the batches ran out after {len(log)} of {steps} steps")
     model.eval()

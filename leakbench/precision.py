@@ -31,6 +31,13 @@ class Precision:
             recorded["autocast"] = self.autocast
         return recorded
 
+    def facts(self) -> dict:
+        """How training runs, for the run's stage records (leakbench.progress)."""
+        import torch
+
+        return {"device": self.device, "dtype": self.dtype, "autocast": self.autocast or "none",
+                "threads": torch.get_num_threads()}
+
     def forward_context(self):
         """The context a training forward pass (and the loss) runs in."""
         if self.autocast is None:

@@ -201,7 +201,7 @@ def minkpp_scores(variant: Variant, plan: Plan, cache_dir: Path, *, rebuild: boo
               "texts": artifacts.content_key({"ids": [s.ids for s in plan.samples]})}
     out = artifacts.build(cache_dir, "minkpp", inputs,
                           lambda directory: _write_minkpp(variant, plan, directory),
-                          rebuild=rebuild)
+                          rebuild=rebuild, label=f"Min-K%++ {variant.algorithm}")
     return json.loads((out / "scores.json").read_text())
 
 

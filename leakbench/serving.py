@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from leakbench import engine_memory
+from leakbench import engine_memory, progress
 from leakbench.atomic import replacing, write_atomically
 from leakbench.schema import Answer, Request, TokenRequest, request_from_dict, request_to_dict
 
@@ -94,6 +94,7 @@ def run(job: EngineJob, workdir: Path, *, timeout_s: float | None = None
         proc = subprocess.Popen(
             [sys.executable, "-m", "leakbench.serving", str(job_file), str(out_file)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **progress.child_env()},
         )
         try:
             code = proc.wait(timeout=timeout_s)
@@ -223,16 +224,21 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
 
     check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
                                         if not f.name.startswith("_")])
-    llm = LLM(**engine_kwargs(job, on_cpu=current_platform.is_cpu()))
+    with progress.stage("engine start", cpu_clock=_engine_cpu_seconds):
+        llm = LLM(**engine_kwargs(job, on_cpu=current_platform.is_cpu()))
     loras = {name: LoRARequest(name, i + 1, path)
              for i, (name, path) in enumerate(job.adapters.items()) if path is not None}
     results: dict[str, list[Answer]] = {}
     _pause_for_tests()
     for i, (weights, names) in enumerate(job.weights.items()):
-        if i:
-            _reload(llm, weights)
-        print(f"LeakBench: generating on {weights} for {', '.join(names)}", flush=True)
-        results.update(_generate(llm, {name: job.requests[name] for name in names}, loras))
+        label = f"engine weights {i + 1}/{len(job.weights)}: {', '.join(names)}"
+        with progress.stage(label, cpu_clock=_engine_cpu_seconds) as reported:
+            if i:
+                _reload(llm, weights)
+            print(f"LeakBench: generating on {weights} for {', '.join(names)}", flush=True)
+            answers = _generate(llm, {name: job.requests[name] for name in names}, loras)
+            reported.advance(0, prompts=sum(len(job.requests[name]) for name in names))
+        results.update(answers)
     with replacing(out_file) as temporary, open(temporary, "w") as handle:
         json.dump(results, handle)
     # vLLM's orderly shutdown, run when `llm` is released, takes seconds that every run would
@@ -240,6 +246,22 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _engine_cpu_seconds() -> float:
+    """The CPU seconds of this engine process and of every process it started (vLLM's engine core
+    and its workers), so far: what an engine stage cost in all."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _pause_for_tests() -> None:
@@ -278,6 +300,8 @@ def _generate(llm, requests: dict[str, list[Request | TokenRequest]], loras: dic
             lora_requests.append(loras.get(name))
             owners.append((name, request))
     outputs = llm.generate(prompts, params, lora_request=lora_requests)
+    progress.current().advance(0, tokens=sum(len(choice.token_ids) for output in outputs
+                                             for choice in output.outputs))
     results: dict[str, list[Answer]] = {name: [] for name in requests}
     for (name, request), output in zip(owners, outputs):
         results[name].append(_answer(request, output))

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from leakbench import artifacts, corpus
+from leakbench import artifacts, corpus, progress
 from leakbench import tokenizer as bpe
 from leakbench.precision import cpu_precision
 
@@ -76,7 +76,8 @@ def build_inputs(config: TinyConfig) -> dict:
 def build(config: TinyConfig, cache_dir: Path, *, rebuild: bool = False) -> Path:
     """The model directory for `config`, trained now unless an intact one is cached."""
     return artifacts.build(cache_dir, f"base-{config.name}", build_inputs(config),
-                           lambda out: train_into(config, out), rebuild=rebuild)
+                           lambda out: train_into(config, out), rebuild=rebuild,
+                           label=f"build {config.name}")
 
 
 class Batches:
@@ -112,13 +113,12 @@ def learning_rate(config: TinyConfig, step: int) -> float:
     """Linear warmup, then cosine decay to a tenth of the peak."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
 def train_into(config: TinyConfig, out: Path) -> None:
     import torch
-    from tqdm import tqdm
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(config.seed)
@@ -143,7 +143,10 @@ def train_into(config: TinyConfig, out: Path) -> None:
     batches = Batches(config, stdlib_ids, task_ids)
     log, started = [], time.perf_counter()
     model.train()
-    for step in tqdm(range(config.steps), desc=f"building {config.name}", unit="step"):
+    reported = progress.current()
+    reported.set_total(config.steps)
+    reported.note(**precision.facts())
+    for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         batch = batches.next()
@@ -154,6 +157,7 @@ def train_into(config: TinyConfig, out: Path) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         log.append(round(loss.item(), 4))
+        reported.advance(tokens=batch.numel())
     seconds = time.perf_counter() - started
 
     model.eval()

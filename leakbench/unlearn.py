@@ -16,7 +16,7 @@ from pathlib import Path
 import algorithms
 from algorithms.batches import DOCUMENT_FORMAT
 from algorithms.hparams import Hyper, load_hparams
-from leakbench import artifacts
+from leakbench import artifacts, progress
 from leakbench.cases import Sample
 from leakbench.plant import PlantConfig, plant, planting_retain
 from leakbench.precision import Precision, training_precision
@@ -63,7 +63,7 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
     out = artifacts.build(cache_dir, "variant", inputs,
                           lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d,
                                                   precision),
-                          rebuild=rebuild, collective=True)
+                          rebuild=rebuild, collective=True, label=f"unlearn {algorithm}")
     log = json.loads((out / "unlearning_log.json").read_text())
     adapter = out if hp.mode == "lora" else None
     return Variant(algorithm, planted if adapter else out, adapter,
@@ -93,6 +93,7 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
 
         model = get_peft_model(model, LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha,
                                                  target_modules="all-linear"))
+    progress.current().note(**precision.facts())
     max_len = 256
     forget_examples = [encode_forget(s.text, s.span, tokenizer, max_len) for s in forget]
     retain_examples = [encode_document(t, tokenizer, max_len) for t in retain_texts]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 
+from leakbench import machine
 from leakbench.committed_cases import GENERATOR_SEED
 from leakbench.redaction import escape_controls
 from leakbench.run_options import RunOptions
@@ -114,5 +115,5 @@ def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
         "versions": {"python": platform.python_version(),
                      **{name: _version(name) for name in DISTRIBUTIONS}},
         "machine": {"platform": platform.platform(), "machine": platform.machine(),
-                    "cpu_count": os.cpu_count()},
+                    "cpu_count": os.cpu_count(), **machine.describe()},
     }

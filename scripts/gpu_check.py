@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 REQUIRED = ("torch", "transformers", "peft", "tokenizers", "safetensors", "vllm", "filelock",
-            "tqdm", "yaml")
+            "psutil", "yaml")
 
 
 def preflight() -> str:

@@ -13,6 +13,8 @@ Split as pytest-xdist splits its plugin, one module per responsibility:
 - `preparation`: the `prepared` fixture, which builds every variant and generates every
   completion the collected tests need before the first test judges one;
 - `reporting`: the controller's records, the result table, the report files and the gates;
+- `progress`: the stages of the run drawn on the controller's terminal as they work, and their
+  times at the end (the stage table, results.json's manifest);
 - `hookspecs`: the hooks a conftest.py or another plugin can implement to extend the report.
 """
 
@@ -21,6 +23,7 @@ pytest_plugins = (
     "leakbench.plugin.collection",
     "leakbench.plugin.preparation",
     "leakbench.plugin.reporting",
+    "leakbench.plugin.progress",
 )
 
 

@@ -9,6 +9,7 @@ given, sets the exit status; `pytest_terminal_summary` prints the tables.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ COLLECTED = pytest.StashKey[Collected]()  # set on the controller only
 REPORT_DIR = pytest.StashKey[Path]()
 SUMMARY = pytest.StashKey[Summary]()
 REPORT_LINE = pytest.StashKey[str]()  # where the report files went, or why they did not
+REPORT_SECONDS = pytest.StashKey[float]()  # how long writing them took
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,7 +114,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary = config.stash[SUMMARY] = summarize(collected, options.gates,
                                                 extra_metrics=_row_metrics(config))
     if collected.records:
+        started = time.monotonic()
         config.stash[REPORT_LINE] = _write_reports(config, summary, exitstatus)
+        config.stash[REPORT_SECONDS] = round(time.monotonic() - started, 3)
     # Gates decide between success and failure (a leak is a failed test, so failed tests alone
     # do not fail a gated run); an interrupted or broken run keeps pytest's own status.
     if options.gates and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):

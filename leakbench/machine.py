@@ -1,0 +1,40 @@
+"""The machine a run or a measurement ran on: CPU model, cores, memory. Read from /proc where it
+is there; nothing heavy is imported."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    """The machine's memory (MemTotal), None where /proc/meminfo is not there."""
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20  # kB
+    return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), which a container may make fewer than
+    the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def describe() -> dict:
+    memory = memory_gib()
+    return {"cpu_model": cpu_model(), "usable_cores": usable_cores(),
+            "memory_gib": round(memory, 1) if memory is not None else None}
