@@ -187,6 +187,7 @@ class Display:
         self.output = output
         self.open: dict[str, dict] = {}  # id -> the stage's start event, updated
         self.ended: set[str] = set()  # labels
+        self.parts_cpu: dict[str, float] = {}  # id -> CPU seconds of its ended parts
 
     def handle(self, event: dict) -> None:
         kind = event["event"]
@@ -198,9 +199,12 @@ class Display:
             stage = self.open[event["id"]]
             stage.update(event, started=stage["started"], logged=stage["logged"])
         elif kind == "end":
-            self.open.pop(event["id"], None)
+            started = self.open.pop(event["id"], {})
             self.ended.add(event["label"])
-            self.output.line(f"LeakBench {event['label']}: {self._ended(event)}")
+            cpu = event["cpu_s"] + self.parts_cpu.pop(event["id"], 0.0)
+            if started.get("parent"):
+                self.parts_cpu[started["parent"]] = self.parts_cpu.get(started["parent"], 0) + cpu
+            self.output.line(f"LeakBench {event['label']}: {self._ended({**event, 'cpu_s': cpu})}")
         self._draw_status(event.get("time", time.time()))
 
     def refresh(self, now: float | None = None) -> None:

@@ -152,3 +152,13 @@ def test_a_line_being_written_is_left_for_the_next_read(tmp_path):
     with open(path, "a") as f:
         f.write('d"}\n')
     assert progress.read_events(path, offset)[0] == [{"event": "end"}]
+
+
+def test_a_stage_s_end_line_counts_the_cpu_of_its_parts():
+    log = Recorded(terminal=False)
+    display = progress.Display(log)
+    display.handle(event("start", "generate", 0.0))
+    display.handle(event("start", "engine start", 0.1, parent="generate"))
+    display.handle(ended("engine start", 3.0))
+    display.handle(ended("generate", 4.0))
+    assert log.lines[-1] == "LeakBench generate: built in 1.0 s (CPU 3.0 s)"
