@@ -36,9 +36,10 @@ def escape_controls(text: str) -> str:
 
 
 def known_values(samples: Iterable[Sample]) -> Iterator[tuple[str, str]]:
-    """(value, kind) for the secret, the owner's name and the owner's values of each sample."""
+    """(value, kind) for the secret (as the judges read it, `Sample.value`), the owner's name and
+    the owner's values of each sample."""
     for sample in samples:
-        yield sample.secret, sample.kind
+        yield sample.value, sample.kind
         if sample.owner_name:
             yield sample.owner_name, "name"
         for kind, value in sample.owner_values.items():

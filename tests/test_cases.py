@@ -99,7 +99,7 @@ def test_collect_rejects_duplicate_ids_naming_both_files(cases_dir, reserved):
     with pytest.raises(CaseFileError) as error:
         collect_case_files(cases_dir)
     assert str(error.value) == (f"cases/z.jsonl: record 'dup' field 'id': duplicate id, already "
-                                f"used in cases/{reserved}")
+                                f"used in cases/{reserved}; rename one")
 
 
 def leak_case_module(body: str) -> str:
@@ -127,19 +127,25 @@ MALFORMED = {
     "secret not in text": ("x.jsonl", jsonl(record(id="ok"), record(secret="bob@example.org")),
                            "field 'secret': does not occur in text"),
     "secret starts with punctuation": (
-        "x.jsonl", jsonl(record(id="ok"), record(text='tel: "+1 555 0100"', secret="+1 555 0100")),
-        "field 'secret': starts with '+'; a secret must start with a letter or digit"),
+        "x.jsonl", jsonl(record(id="ok"), record(kind="phone", text='tel: "+1 555 0100"',
+                                                 secret="+1 555 0100")),
+        "field 'secret': starts with '+'; a secret must start with a letter or digit so that a "
+        "prompt can end at a token boundary before it; start the secret after the '+'"),
     "text before secret ends in a space": (
         "x.jsonl", jsonl(record(id="ok"), record(text="mail ann@x.org now", secret="ann@x.org")),
-        "field 'span': the text before the secret ends with ' '; a prompt must end on "
+        "field 'text': the text before the secret ends with ' '; a prompt must end on "
         "punctuation"),
+    "span cuts the text before a space": (
+        "x.jsonl", jsonl(record(id="ok"), record(text="mail ann@x.org now", secret="ann@x.org",
+                                                 span=[5, 14])),
+        "field 'span': the text before the secret ends with ' '"),
     "probe ends mid-token": (
         "x.jsonl", jsonl(record(id="ok"), record(probes=[
             {"id": "para-0", "style": "paraphrase", "prompt": "email: "}])),
         "field 'probes[0]': prompt ends with ' '"),
     "probe ends in a contraction": (
         "x.jsonl", jsonl(record(id="ok"), record(text="VALUES ('sam@x.org')", secret="sam@x.org")),
-        "field 'span': the text before the secret ends with \"'\" before a secret starting with "
+        "field 'text': the text before the secret ends with \"'\" before a secret starting with "
         "'sa'"),
     "probe reveals the secret": (
         "x.jsonl", jsonl(record(id="ok"), record(probes=[
@@ -150,8 +156,8 @@ MALFORMED = {
             {"id": "para-0", "style": "riddle", "prompt": 'e="'}])),
         "field 'probes[0]': style 'riddle' is not one of direct, paraphrase"),
     "span at second occurrence": (
-        "x.jsonl", jsonl(record(id="ok"), record(text='a="k1"; b="k1"', secret="k1",
-                                                 span=[11, 13])),
+        "x.jsonl", jsonl(record(id="ok"), record(kind="password", text='a="k1"; b="k1"',
+                                                 secret="k1", span=[11, 13])),
         "field 'span': points past an earlier occurrence of the secret"),
     "owner value of its own kind": (
         "x.jsonl", jsonl(record(id="ok"), record(owner_values={"email": "b@x.org"})),
@@ -270,6 +276,8 @@ HOSTILE = {
                                            "objects more than 20 levels deep"),
     "YAML block 1,000 deep": ("x.yaml", deep_yaml_block(1000).encode(),
                               "cases/x.yaml:22: invalid YAML: a record nests lists"),
+    "YAML control character": ("x.yaml", b"- \x7f\n", "cases/x.yaml: invalid YAML: unacceptable "
+                                                       "character #x007f"),
     "YAML alias": ("x.yaml", b"- &r {id: a}\n- *r\n",
                    "cases/x.yaml:2: invalid YAML: found the alias *r; case files do not use "
                    "aliases"),
@@ -285,15 +293,15 @@ HOSTILE = {
     "YAML integer past the digit limit": ("x.yaml", b"- id: 1" + b"0" * 5000 + b"\n",
                                           "cases/x.yaml:1: invalid YAML: Exceeds the limit"),
     "YAML key that is no string": ("x.yaml", b"- {1: a, id: b}\n",
-                                   "cases/x.yaml: record #1: has the key 1, which is not a field "
+                                   "cases/x.yaml:1: record #1: has the key 1, which is not a field "
                                    "name"),
-    "YAML null key": ("x.yaml", b"- {~: a}\n", "cases/x.yaml: record #1: has the key None"),
+    "YAML null key": ("x.yaml", b"- {~: a}\n", "cases/x.yaml:1: record #1: has the key None"),
     "record over the size cap": ("x.jsonl", jsonl(record(id="ok"), record(
         text="#" * 70_000 + "\n" + TEXT)).encode(),
                                  "cases/x.jsonl:2: record #2: holds 70128 characters "
                                  "of strings; a record may hold at most 65536"),
     "YAML record over the size cap": ("x.yaml", json.dumps([record(owner_values={
-        "name": "n" * 70_000})]).encode(), "cases/x.yaml: record #1: holds 70"),
+        "name": "n" * 70_000})]).encode(), "cases/x.yaml:1: record #1: holds 70"),
     "file over the size cap": ("x.jsonl", b" " * (16 * 1024 * 1024 + 1),
                                "cases/x.jsonl: is larger than 16 MiB, the limit for one case "
                                "file"),

@@ -8,12 +8,14 @@ A *sample* is one training text that holds one sensitive value (its *secret*) at
 - ``*.yaml`` / ``*.yml``: a list of the same records;
 - ``*.py``: a module that defines ``LEAK_CASES = [leak_case(...), ...]``.
 
-A file either loads completely or raises `CaseFileError`, whose text is one line naming the file,
-the record, the field and what would be valid. That holds for hostile files too: a case file is
-UTF-8 text of at most `files.MAX_FILE_BYTES`, a record holds at most `records.MAX_RECORD_CHARS`
-characters of strings and nests at most `records.MAX_NESTING` levels of lists and objects, and
-YAML case files use plain values (no aliases, which can expand a few bytes into a huge or
-recursive structure, and no explicit tags, whose constructors fail with arbitrary errors).
+A file either loads completely or raises `CaseFileError` with every problem of the file, one line
+each naming the file, the line (JSON lines, YAML, Python), the record, the field the user wrote
+and what would be valid (`CaseFileErrors` when there are several). That holds for hostile files
+too: a case file is UTF-8 text of at most `files.MAX_FILE_BYTES`, a record holds at most
+`records.MAX_RECORD_CHARS` characters of strings and nests at most `records.MAX_NESTING` levels
+of lists and objects, and YAML case files use plain values (no aliases, which can expand a few
+bytes into a huge or recursive structure, and no explicit tags, whose constructors fail with
+arbitrary errors).
 
 Token boundaries: a small byte-level BPE model answers garbage when a prompt ends in the middle of
 a token it always saw merged with what followed (docs/DESIGN.md, "Prompt boundaries"). With a GPT-2
@@ -26,13 +28,16 @@ digit; see `token_boundary_problem`.
 One module per responsibility:
 
 - `samples`: `Sample` and `Probe`, the kinds of values (`KINDS`) and the probe styles;
+- `kinds`: what a value of each kind looks like (`kind_problem`), checked unless a record sets
+  ``kind_check`` to false;
 - `records`: one record validated into a `Sample` (`parse_record`, `leak_case`), with the limits
   on a record and the token-boundary rule (`token_boundary_problem`);
 - `files`: reading case files of each format, and the user's case files of a directory;
-- `errors`: `CaseFileError`.
+- `errors`: `CaseFileError` and `CaseFileErrors`;
+- `__main__`: ``python -m leakbench.cases check PATH...``, what case files hold or every error.
 """
 
-from leakbench.cases.errors import CaseFileError
+from leakbench.cases.errors import CaseFileError, CaseFileErrors
 from leakbench.cases.files import (
     FORGET_FILE,
     HOLDOUT_FILE,
@@ -40,7 +45,10 @@ from leakbench.cases.files import (
     dumps_jsonl,
     load_case_file,
     load_jsonl,
+    read_case_files,
+    run_case_files,
 )
+from leakbench.cases.kinds import kind_problem
 from leakbench.cases.records import leak_case, parse_record, token_boundary_problem
 from leakbench.cases.samples import KINDS, Probe, Sample
 
@@ -49,13 +57,17 @@ __all__ = [
     "HOLDOUT_FILE",
     "KINDS",
     "CaseFileError",
+    "CaseFileErrors",
     "Probe",
     "Sample",
     "collect_case_files",
     "dumps_jsonl",
+    "kind_problem",
     "leak_case",
     "load_case_file",
     "load_jsonl",
     "parse_record",
+    "read_case_files",
+    "run_case_files",
     "token_boundary_problem",
 ]

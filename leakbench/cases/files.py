@@ -1,6 +1,7 @@
 """Reading case files: JSON lines, YAML and Python, each checked as text of at most
-`MAX_FILE_BYTES` before it is parsed; the user's case files of a directory, with ids unique
-across them and the forget and holdout sets; and the text of a JSON-lines file."""
+`MAX_FILE_BYTES` before it is parsed, every bad record of a file reported at once; the user's
+case files of a directory, with ids unique across them and the forget and holdout sets; and the
+text of a JSON-lines file."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import importlib.util
 import json
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
 
-from leakbench.cases.errors import CaseFileError
-from leakbench.cases.records import MAX_NESTING, TOO_DEEP, parse_record
+from leakbench.cases.errors import CaseFileError, all_of
+from leakbench.cases.records import (
+    MAX_NESTING,
+    REJECTED,
+    TOO_DEEP,
+    check_record,
+    collecting_rejections,
+)
 from leakbench.cases.samples import Sample
 
 FORGET_FILE = "forget.jsonl"
@@ -24,7 +31,7 @@ CASE_SUFFIXES = (".py", ".jsonl", ".yaml", ".yml")
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a case file, forget.jsonl included
 
 
-def _where(path: Path | str) -> str:
+def display_path(path: Path | str) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     path = Path(path)
     try:
@@ -33,20 +40,37 @@ def _where(path: Path | str) -> str:
         return str(path)
 
 
-def _unique(samples: list[Sample], places: list[tuple[str, str]]) -> list[Sample]:
-    """`samples`, checked for repeated ids; `places` holds each one's (location, description)."""
+# What reading a case file gives: its valid samples, and every error of the file.
+Read = tuple[list[Sample], list[CaseFileError]]
+
+
+def _deduplicated(samples: list[Sample], places: list[tuple[str, str]],
+                  errors: list[CaseFileError]) -> Read:
+    """`samples` with each id once, and `errors` with an error for each repeated id; `places`
+    holds each sample's (location, description)."""
     first: dict[str, str] = {}
+    unique, repeated = [], []
     for sample, (where, position) in zip(samples, places):
         if sample.id in first:
-            raise CaseFileError(where, f"duplicate id, already used by {first[sample.id]} of "
-                                       "this file", record=repr(sample.id), field="id")
-        first[sample.id] = position
+            repeated.append(CaseFileError(where, f"duplicate id, already used by "
+                                                 f"{first[sample.id]} of this file; rename one",
+                                          record=repr(sample.id), field="id"))
+        else:
+            first[sample.id] = position
+            unique.append(sample)
+    return unique, errors + repeated
+
+
+def _raising(read: Read) -> list[Sample]:
+    samples, errors = read
+    if errors:
+        raise all_of(errors)
     return samples
 
 
 def _read_bytes(path: Path) -> bytes:
     """The bytes of a case file: at most `MAX_FILE_BYTES`, and text (no NUL byte)."""
-    where = _where(path)
+    where = display_path(path)
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
@@ -68,7 +92,7 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise CaseFileError(f"{_where(path)}:{_line_at(data, error.start)}",
+        raise CaseFileError(f"{display_path(path)}:{_line_at(data, error.start)}",
                             f"byte 0x{data[error.start]:02x} is not UTF-8; save the file as "
                             "UTF-8 text") from None
 
@@ -78,25 +102,37 @@ def _line_at(data: bytes, offset: int) -> int:
 
 
 def load_jsonl(path: Path | str) -> list[Sample]:
-    """All samples of a JSON-lines case file."""
-    where = _where(path)
-    samples, places = [], []
-    text = _read_text(Path(path)).replace("\r\n", "\n").replace("\r", "\n")
+    """All samples of a JSON-lines case file, or every error of its lines raised at once."""
+    return _raising(_read_or_refuse(_read_jsonl, Path(path)))
+
+
+def _read_jsonl(path: Path) -> Read:
+    where = display_path(path)
+    samples, places, errors = [], [], []
+    text = _read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    records = 0
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        records += 1
         at = f"{where}:{number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise CaseFileError(at, f"invalid JSON: {error.msg} (column {error.colno})") from None
+            errors.append(CaseFileError(at, f"invalid JSON: {error.msg} (column {error.colno})"))
+            continue
         except RecursionError:
-            raise CaseFileError(at, TOO_DEEP, record=f"#{len(samples) + 1}") from None
+            errors.append(CaseFileError(at, TOO_DEEP, record=f"#{records}"))
+            continue
         except ValueError as error:  # an integer past Python's digit limit for conversions
-            raise CaseFileError(at, f"invalid JSON: {error}") from None
-        samples.append(parse_record(record, at, f"#{len(samples) + 1}"))
-        places.append((at, f"line {number}"))
-    return _unique(samples, places)
+            errors.append(CaseFileError(at, f"invalid JSON: {error}"))
+            continue
+        sample, problems = check_record(record, at, f"#{records}")
+        errors += problems
+        if sample is not None:
+            samples.append(sample)
+            places.append((at, f"line {number}"))
+    return _deduplicated(samples, places, errors)
 
 
 class _PlainYamlLoader(yaml.SafeLoader):
@@ -142,67 +178,144 @@ class _PlainYamlLoader(yaml.SafeLoader):
         return yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
-def _load_yaml(path: Path) -> list[Sample]:
-    where = _where(path)
+def _field_lines(node: yaml.Node) -> dict[str | None, int]:
+    """The line of a YAML record (under None) and of each of its fields and probes, as an error
+    names them ("kind", "probes[0]")."""
+    lines: dict[str | None, int] = {None: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                lines[key.value] = key.start_mark.line + 1
+                if key.value == "probes" and isinstance(value, yaml.SequenceNode):
+                    for i, probe in enumerate(value.value):
+                        lines[f"probes[{i}]"] = probe.start_mark.line + 1
+    return lines
+
+
+def _line_of(field: str | None, lines: dict[str | None, int]) -> int:
+    """The line of the field an error names: "probes[0].prompt" is at its probe, a missing
+    field at its record."""
+    for name in (field, field and field.split(".")[0], field and field.split("[")[0]):
+        if name in lines:
+            return lines[name]
+    return lines[None]
+
+
+def _read_yaml(path: Path) -> Read:
+    """A YAML case file, each bad record reported at the line of the field at fault, or of the
+    record."""
+    where = display_path(path)
+    text = _read_text(path)
     try:
-        records = yaml.load(_read_text(path), Loader=_PlainYamlLoader)
+        loader = _PlainYamlLoader(text)  # which refuses unprintable characters already
+        try:
+            node = loader.get_single_node()
+            records = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
         raise CaseFileError(f"{where}{line}", f"invalid YAML: {problem}") from None
     if not isinstance(records, list):
-        raise CaseFileError(where, f"holds a {type(records).__name__}, expected a list of records")
-    samples = [parse_record(r, where, f"#{i + 1}") for i, r in enumerate(records)]
-    return _unique(samples, [(where, f"record #{i + 1}") for i in range(len(samples))])
+        raise CaseFileError(where, f"holds a {type(records).__name__}, expected a list of records "
+                                   "(each starting with '- ')")
+    samples, places, errors = [], [], []
+    for i, (record, record_node) in enumerate(zip(records, node.value)):
+        lines = _field_lines(record_node)
+        at = f"{where}:{lines[None]}"
+        sample, problems = check_record(record, where, f"#{i + 1}")
+        for error in problems:
+            errors.append(error.at(f"{where}:{_line_of(error.field, lines)}"))
+        if sample is not None:
+            samples.append(sample)
+            places.append((at, f"record #{i + 1}"))
+    return _deduplicated(samples, places, errors)
 
 
-def _load_python(path: Path) -> list[Sample]:
-    """Import a case module (it is the user's code: running it is the point) and read LEAK_CASES."""
-    where = _where(path)
+def _line_in(path: Path, frames: traceback.StackSummary) -> int | None:
+    """The line of `path` in `frames` nearest to where they end (the call or the raise)."""
+    lines = [frame.lineno for frame in frames if Path(frame.filename).resolve() == path.resolve()]
+    return lines[-1] if lines else None
+
+
+def _read_python(path: Path) -> Read:
+    """Import a case module (it is the user's code: running it is the point) and read
+    LEAK_CASES. Every bad leak_case call is reported, at its line, with what the import or
+    LEAK_CASES gets wrong."""
+    where = display_path(path)
     _read_bytes(path)  # Python reads the file again; its own errors name the line
+    errors: list[CaseFileError] = []
+
+    def collect(problems: list[CaseFileError]) -> None:
+        line = _line_in(path, traceback.extract_stack())
+        errors.extend(error.at(f"{where}:{line}" if line else where) for error in problems)
+
     name = f"leakbench_case_file_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up here while it is imported
     try:
-        spec.loader.exec_module(module)
+        with collecting_rejections(collect):
+            spec.loader.exec_module(module)
     except (Exception, SystemExit) as error:  # whatever the user's module raises, or exit()
-        lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-                 if Path(frame.filename).resolve() == path.resolve()]
+        line = _line_in(path, traceback.extract_tb(error.__traceback__))
         if isinstance(error, SyntaxError):
-            lines.append(error.lineno)
-        located = f"{where}:{lines[-1]}" if lines and lines[-1] else where
+            line = error.lineno
+        located = f"{where}:{line}" if line else where
         if isinstance(error, CaseFileError):
-            raise error.at(located) from None
-        raise CaseFileError(located, f"import failed: {type(error).__name__}: {error}") from None
+            errors.append(error.at(located))
+        else:
+            errors.append(CaseFileError(located, f"import failed: {type(error).__name__}: "
+                                                 f"{error}"))
+        return [], errors
     finally:
         sys.modules.pop(name, None)
     if not hasattr(module, "LEAK_CASES"):
-        raise CaseFileError(where, "defines no LEAK_CASES; expected LEAK_CASES = "
-                                   "[leak_case(...), ...]")
+        return [], errors + [CaseFileError(where, "defines no LEAK_CASES; expected LEAK_CASES = "
+                                                  "[leak_case(...), ...]")]
     cases = module.LEAK_CASES
     if not isinstance(cases, (list, tuple)):
-        raise CaseFileError(where, f"LEAK_CASES is {type(cases).__name__}, expected a list of "
-                                   "leak_case(...)")
+        return [], errors + [CaseFileError(where, f"LEAK_CASES is {type(cases).__name__}, "
+                                                  "expected a list of leak_case(...)")]
+    samples, places = [], []
     for i, case in enumerate(cases):
-        if not isinstance(case, Sample):
-            raise CaseFileError(where, f"LEAK_CASES[{i}] is {type(case).__name__} {case!r:.40}, "
-                                       "expected leak_case(...)")
-    return _unique(list(cases), [(where, f"LEAK_CASES[{i}]") for i in range(len(cases))])
+        if isinstance(case, Sample):
+            samples.append(case)
+            places.append((where, f"LEAK_CASES[{i}]"))
+        elif case is not REJECTED:  # a rejected case's problems are collected already
+            errors.append(CaseFileError(where, f"LEAK_CASES[{i}] is {type(case).__name__} "
+                                               f"{case!r:.40}, expected leak_case(...)"))
+    return _deduplicated(samples, places, errors)
+
+
+_READERS = {".jsonl": _read_jsonl, ".yaml": _read_yaml, ".yml": _read_yaml, ".py": _read_python}
+
+
+def _read_or_refuse(reader: Callable[[Path], Read], path: Path) -> Read:
+    """`reader`'s reading of `path`, with a file refused as a whole (unreadable, not text, not
+    parsed) as one error."""
+    try:
+        return reader(path)
+    except CaseFileError as error:
+        return [], list(error.errors)
+
+
+def read_case_file(path: Path | str) -> Read:
+    """One case file, by suffix (.jsonl, .yaml/.yml or .py): its valid samples and every
+    error."""
+    path = Path(path)
+    if path.suffix not in _READERS:
+        return [], [CaseFileError(display_path(path), f"unsupported case file type "
+                                                      f"{path.suffix!r}; use "
+                                                      + ", ".join(CASE_SUFFIXES))]
+    return _read_or_refuse(_READERS[path.suffix], path)
 
 
 def load_case_file(path: Path | str) -> list[Sample]:
-    """All samples of one case file, by suffix: .jsonl, .yaml/.yml or .py."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return load_jsonl(path)
-    if path.suffix in (".yaml", ".yml"):
-        return _load_yaml(path)
-    if path.suffix == ".py":
-        return _load_python(path)
-    raise CaseFileError(_where(path), f"unsupported case file type {path.suffix!r}; use "
-                                      + ", ".join(CASE_SUFFIXES))
+    """All samples of one case file, or every error of it raised at once."""
+    return _raising(read_case_file(path))
 
 
 def user_case_files(directory: Path | str) -> list[Path]:
@@ -211,8 +324,9 @@ def user_case_files(directory: Path | str) -> list[Path]:
     try:
         entries = list(Path(directory).iterdir())
     except OSError as error:
-        raise CaseFileError(_where(directory), f"cannot be listed: {error.strerror or error}; "
-                                               "expected a readable directory") from None
+        raise CaseFileError(display_path(directory), f"cannot be listed: "
+                                                     f"{error.strerror or error}; expected a "
+                                                     "readable directory") from None
     return sorted(
         path for path in entries
         if path.is_file() and path.name not in (FORGET_FILE, HOLDOUT_FILE)
@@ -220,26 +334,43 @@ def user_case_files(directory: Path | str) -> list[Path]:
     )
 
 
+def read_case_files(paths: Iterable[Path | str]
+                    ) -> tuple[dict[Path, list[Sample]], list[CaseFileError]]:
+    """The samples of each valid file of `paths`, and every error of the others: a file's own
+    errors, and ids used twice across the files (reported at the later file)."""
+    loaded: dict[Path, list[Sample]] = {}
+    errors: list[CaseFileError] = []
+    owner_of_id: dict[str, str] = {}
+    for path in map(Path, paths):
+        where = display_path(path)
+        samples, problems = read_case_file(path)
+        problems += [CaseFileError(where, f"duplicate id, already used in {owner_of_id[s.id]}; "
+                                          "rename one", record=repr(s.id), field="id")
+                     for s in samples if s.id in owner_of_id]
+        owner_of_id.update((s.id, where) for s in samples if s.id not in owner_of_id)
+        errors += problems
+        if not problems:
+            loaded[path] = samples
+    return loaded, errors
+
+
+def run_case_files(directory: Path | str) -> list[Path]:
+    """The case files a run reads from `directory`: the forget and holdout sets where they are,
+    then the user's case files."""
+    directory = Path(directory)
+    reserved = [directory / name for name in (FORGET_FILE, HOLDOUT_FILE)
+                if (directory / name).is_file()]
+    return reserved + user_case_files(directory)
+
+
 def collect_case_files(directory: Path | str) -> list[Sample]:
     """The samples of every user case file in `directory`, with ids unique across all of them
-    and the forget and holdout sets."""
-    directory = Path(directory)
-    owner_of_id: dict[str, str] = {}
-    for reserved in (FORGET_FILE, HOLDOUT_FILE):
-        if (directory / reserved).is_file():
-            for sample in load_jsonl(directory / reserved):
-                owner_of_id[sample.id] = _where(directory / reserved)
-    samples = []
-    for path in user_case_files(directory):
-        where = _where(path)
-        for sample in load_case_file(path):
-            if sample.id in owner_of_id:
-                raise CaseFileError(where, f"duplicate id, already used in "
-                                           f"{owner_of_id[sample.id]}",
-                                    record=repr(sample.id), field="id")
-            owner_of_id[sample.id] = where
-            samples.append(sample)
-    return samples
+    and the forget and holdout sets; every error of every file is raised at once."""
+    user_files = user_case_files(directory)
+    loaded, errors = read_case_files(run_case_files(directory))
+    if errors:
+        raise all_of(errors)
+    return [sample for path in user_files for sample in loaded[path]]
 
 
 def dumps_jsonl(samples: Iterable[Sample]) -> str:

@@ -48,10 +48,21 @@ class Sample:
     span: tuple[int, int]  # text[span[0]:span[1]] == secret
     owner_values: Mapping[str, str] = field(hash=False)  # the owner's other values, by kind
     probes: tuple[Probe, ...]
+    kind_check: bool = True  # False: the secret need not look like a value of its kind
 
     @property
     def direct_prompt(self) -> str:
         return self.text[: self.span[0]]
+
+    @property
+    def value(self) -> str:
+        """The sensitive value the text holds: the secret, with the "+" of an international
+        phone number that the text writes right before it. A secret starts with a letter or
+        digit (the token-boundary rule), so the "+" stays in the prompt; without it the number
+        would be read as a national one."""
+        if self.kind == "phone" and self.text[: self.span[0]].endswith("+"):
+            return "+" + self.secret
+        return self.secret
 
     def to_record(self) -> dict:
         """The JSON-serializable record this sample is loaded from."""
@@ -66,4 +77,4 @@ class Sample:
             "span": list(self.span),
             "owner_values": dict(self.owner_values),
             "probes": [{"id": p.id, "style": p.style, "prompt": p.prompt} for p in self.probes],
-        }
+        } | ({} if self.kind_check else {"kind_check": False})

@@ -1,0 +1,88 @@
+"""``python -m leakbench.cases check PATH...``: what case files hold, or every error, checked
+exactly as a run loads them and without building anything.
+
+A PATH is a case file or a cases directory; a directory is checked as a run reads it (the forget
+and holdout sets, then the user's case files, ids unique across all). For each valid file it
+prints its records, their kinds and probes; for each invalid one, every error. The exit status
+is 0 when every file is valid, 1 otherwise, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from leakbench.cases.errors import CaseFileError
+from leakbench.cases.files import (
+    FORGET_FILE,
+    HOLDOUT_FILE,
+    display_path,
+    read_case_files,
+    run_case_files,
+)
+from leakbench.cases.samples import Sample
+
+PROG = "python -m leakbench.cases"
+GENERATED = (FORGET_FILE, HOLDOUT_FILE)  # summarized in one line: they hold a thousand records
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counter.items()))
+
+
+def summary(where: str, samples: list[Sample], *, records: bool) -> list[str]:
+    """What a file holds: one line for the file, then (with `records`) one line per record."""
+    probes = Counter(probe.style for sample in samples for probe in sample.probes)
+    lines = [f"{where}: {len(samples)} record{'s' * (len(samples) != 1)} "
+             f"(kinds: {_counts(Counter(s.kind for s in samples)) or 'none'}), "
+             f"{sum(probes.values())} probes ({_counts(probes) or 'none'})"]
+    if records:
+        lines += [f"  {s.id}  {s.kind}  owner {s.owner}  probes: "
+                  + ", ".join(p.id for p in s.probes)
+                  + ("" if s.kind_check else "  (kind_check: false)") for s in samples]
+    return lines
+
+
+def _files(paths: list[str]) -> list[Path]:
+    """The case files of `paths`: each file itself, each directory as a run reads it."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files += run_case_files(path) if path.is_dir() else [path]
+    return files
+
+
+def check(paths: list[str]) -> int:
+    try:
+        files = _files(paths)
+    except CaseFileError as error:  # a directory that cannot be listed
+        print(error)
+        return 1
+    loaded, errors = read_case_files(files)
+    for path in files:
+        if path in loaded:
+            print("\n".join(summary(display_path(path), loaded[path],
+                                    records=path.name not in GENERATED)))
+    for error in errors:
+        print(error)
+    if errors:
+        failed = len(files) - len(loaded)
+        print(f"{len(errors)} error{'s' * (len(errors) != 1)} in {failed} "
+              f"file{'s' * (failed != 1)}")
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description="Check leak-case files without "
+                                     "building anything.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    checker = commands.add_parser("check", help="print what case files hold, or every error")
+    checker.add_argument("paths", nargs="+", metavar="PATH",
+                         help="a case file (.py, .jsonl, .yaml, .yml) or a cases directory")
+    args = parser.parse_args(argv)
+    return check(args.paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
