@@ -1,0 +1,151 @@
+"""The README's benchmark command, cold and warm, on this checkout and on another revision, side
+by side in one session on one machine.
+
+    python bench/cold_run.py [--baseline REV] [--repeat 3] [--model tiny] [--algo all]
+                             [--workers 2] [--docs PATH]
+
+Each repeat runs, for the baseline revision and then for this checkout (alternating, so that a
+machine that grows busier or cooler weighs on both alike): the benchmark command with an empty
+cache (cold), then the same command again (warm). The baseline runs from a `git worktree` of
+--baseline in a temporary directory, with its own code first on the import path (the installed
+libraries are shared); this checkout runs as it is, uncommitted changes included.
+
+From each run: the wall time of the command, its exit status, and the stage table of its
+results.json (`manifest.stages`; a revision that predates it gives only the wall time). The
+section "Cold and warm, side by side" of docs/PERFORMANCE.md gets the medians, the ratios
+(change / baseline), the stage table of the change's median cold run, and what
+`python -m reports.compare` finds between the two revisions' results.json: the study's tables
+should not change in their conclusions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host import OtherLoad, description
+
+from leakbench.docs_section import write_section
+from leakbench.plugin.progress import stage_table
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"OMP_WAIT_POLICY": "PASSIVE", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1"}
+
+
+def benchmark_command(args: argparse.Namespace, cache: Path, reports: Path) -> list[str]:
+    return [sys.executable, "-m", "pytest", "benchmark", f"--model={args.model}",
+            f"--algo={args.algo}", "-n", str(args.workers), "-q", "-p", "no:cacheprovider",
+            f"--cache-dir={cache}", f"--report-dir={reports}"]
+
+
+def run_once(checkout: Path, command: list[str]) -> dict:
+    """One benchmark run in `checkout` (its code imported first): wall seconds, exit status,
+    results.json's content."""
+    env = {**os.environ, **ENV, "PYTHONPATH": str(checkout)}
+    started = time.perf_counter()
+    run = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    results = Path(command[-1].split("=", 1)[1]) / "results.json"
+    if not results.exists():
+        sys.exit(f"bench/cold_run.py: no results.json from {checkout} (exit {run.returncode}):\n"
+                 f"{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    return {"seconds": seconds, "exit": run.returncode,
+            "results": json.loads(results.read_text())}
+
+
+def measure(checkout: Path, args: argparse.Namespace, scratch: Path, tag: str) -> dict:
+    """A cold run on an empty cache, then a warm run on the cache it filled."""
+    cache = scratch / f"cache-{tag}"
+    runs = {}
+    for kind in ("cold", "warm"):
+        reports = scratch / f"reports-{tag}-{kind}"
+        runs[kind] = run_once(checkout, benchmark_command(args, cache, reports))
+        print(f"{tag} {kind}: {runs[kind]['seconds']:.0f} s (exit {runs[kind]['exit']})",
+              flush=True)
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    return runs
+
+
+def median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+
+
+def compare(baseline: dict, change: dict, scratch: Path) -> str:
+    """`python -m reports.compare` between the two revisions' cold results."""
+    paths = []
+    for name, run in (("baseline", baseline), ("change", change)):
+        path = scratch / f"{name}.json"
+        path.write_text(json.dumps(run["results"]))
+        paths.append(str(path))
+    compared = subprocess.run([sys.executable, "-m", "reports.compare", *paths], cwd=ROOT,
+                              capture_output=True, text=True)
+    return compared.stdout.strip() or compared.stderr.strip()
+
+
+def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
+           load: OtherLoad) -> str:
+    def seconds(side: str, kind: str) -> list[float]:
+        return [run[kind]["seconds"] for run in runs[side]]
+
+    lines = ["| run | baseline (s) | change (s) | change / baseline |",
+             "| --- | ---: | ---: | ---: |"]
+    for kind in ("cold", "warm"):
+        base, change = (statistics.median(seconds(side, kind)) for side in ("baseline", "change"))
+        each = ", ".join(f"{s:.0f}" for s in seconds("change", kind))
+        lines.append(f"| {kind} (median of {len(runs['change'])}; change: {each}) "
+                     f"| {base:.0f} | {change:.0f} | {change / base:.2f} |")
+    cold = median_run([run["cold"] for run in runs["change"]])
+    stages = cold["results"]["manifest"].get("stages", [])
+    command = ("python bench/cold_run.py " + shlex.join(
+        [f"--baseline={args.baseline}", f"--repeat={args.repeat}", f"--model={args.model}",
+         f"--algo={args.algo}", f"--workers={args.workers}"]))
+    return "\n".join([
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')}; {description()}; {load.note()}; "
+        "the benchmark's engine processes count as other processes there). Each run: "
+        f"`pytest benchmark --model={args.model} --algo={args.algo} -n {args.workers}` with an "
+        "empty cache (cold), then again (warm); baseline and change alternate.", "", *lines, "",
+        "The change's median cold run, stage by stage (docs/REPORTS.md, \"Stages\"):", "",
+        "```", *stage_table(stages), "```", "",
+        "What `python -m reports.compare` finds between the two revisions' cold results:", "",
+        "```", compared, "```"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="HEAD~1", help="git revision to compare against")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--algo", default="all")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    args = parser.parse_args()
+    load = OtherLoad()
+    with tempfile.TemporaryDirectory(prefix="leakbench-cold-") as directory:
+        scratch = Path(directory)
+        baseline = scratch / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline],
+                       cwd=ROOT, check=True, capture_output=True)
+        try:
+            runs: dict[str, list[dict]] = {"baseline": [], "change": []}
+            for repeat in range(args.repeat):
+                runs["baseline"].append(measure(baseline, args, scratch, f"baseline-{repeat}"))
+                runs["change"].append(measure(ROOT, args, scratch, f"change-{repeat}"))
+            compared = compare(median_run([r["cold"] for r in runs["baseline"]]),
+                               median_run([r["cold"] for r in runs["change"]]), scratch)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT,
+                           capture_output=True)
+    write_section(args.docs, "Cold and warm, side by side", report(args, runs, compared, load))
+    print(f"wrote {args.docs}")
+
+
+if __name__ == "__main__":
+    main()
