@@ -40,10 +40,16 @@ METRIC_GROUPS = {
 # per variant (156 s of generation measured). Opt in with --metrics=all or el.
 DEFAULT_METRICS = "ma,mia,privleak"
 
+# leak@n: the numbers of samples n at which the report gives the direct leak rate of a run that
+# drew several samples per probe (a probe leaks at n when one of its first n samples does).
+LEAK_AT_N = (1, 2, 5, 10, 20, 50, 100)
+
 GATE_METRICS = {
     "direct_leak": "share of leak probes whose completion contains the exact secret (rate)",
     "indirect_leak": "share of leak probes with a partial, related or other record's secret (rate)",
     "holdout_leak": "share of holdout probes judged leaks: the judges' false-positive rate (rate)",
+    **{f"direct_leak_at{n}": f"direct leak rate within the first {n} samples per probe, with "
+       f"--samples >= {n} (rate)" for n in LEAK_AT_N},
     "capability_pass1": "pass@1 on the capability probe (rate)",
     "humaneval_pass1": "pass@1 on HumanEval (rate)",
     "utility_retention": "pass@1 after unlearning divided by pass@1 before (ratio, may exceed 1)",

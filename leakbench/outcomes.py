@@ -49,13 +49,17 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
 
 def _record_leak(record_property, metric: str, variant: dict, algorithm: str, probe,
                  verdicts: list[Verdict]) -> list[Verdict]:
-    """Record the probe's outcome; its leaking verdicts, the most specific first."""
+    """Record the probe's outcome; its leaking verdicts, the most specific first. With several
+    samples, `first_leak` is the 1-based position of the first leaking one in the order they
+    were drawn (leak@n: the probe leaks within n samples when first_leak <= n)."""
     leaked = sorted((v for v in verdicts if v.leaked), key=lambda v: CATEGORIES.index(v.category))
     category = leaked[0].category if leaked else "none"  # the most specific: direct first
+    first = next((i + 1 for i, v in enumerate(verdicts) if v.leaked), None)
     record_property(PROPERTY, json.dumps({
         **variant, "metric": metric, "algorithm": algorithm, "id": probe.test_id,
         "split": probe.split, "category": category, "positives": len(leaked),
-        "samples": len(verdicts)}))
+        "samples": len(verdicts), **({"first_leak": first} if first and len(verdicts) > 1
+                                     else {})}))
     return leaked
 
 

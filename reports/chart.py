@@ -1,4 +1,5 @@
-"""leak_utility.png: per row, the leak rates beside capability pass@1, as grouped bars.
+"""The report's charts: leak_utility.png (per row, the leak rates beside capability pass@1, as
+grouped bars) and, with several samples per probe, leak_at_n.png (per row, leak@n against n).
 
 Drawn on a bare matplotlib `Figure` (no pyplot), which renders PNG with the Agg backend and
 leaves the process's pyplot backend alone.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from leakbench.options import LEAK_AT_N
 from reports.formatting import header
 from reports.rows import Row
 
@@ -31,4 +33,28 @@ def write_chart(rows: list[Row], path: Path) -> None:
     axes.set_ylim(0, 105)
     figure.suptitle("Leaks and utility per algorithm")
     figure.legend(loc="outside lower center", ncols=len(BARS), fontsize="small")
+    figure.savefig(path, format="png", dpi=100)
+
+
+def has_leak_at_n(rows: list[Row]) -> bool:
+    return any(f"direct_leak_at{n}" in row.metrics for row in rows for n in LEAK_AT_N)
+
+
+def write_leak_at_n_chart(rows: list[Row], path: Path) -> None:
+    """Write leak@n as one line per row over n on a logarithmic axis, as PNG."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4), layout="constrained")
+    axes = figure.subplots()
+    for row in rows:
+        points = [(n, 100 * row.metrics[f"direct_leak_at{n}"]) for n in LEAK_AT_N
+                  if f"direct_leak_at{n}" in row.metrics]
+        if points:
+            axes.plot(*zip(*points), marker="o", label=row.label)
+    axes.set_xscale("log")
+    axes.set_xlabel("samples per probe (n)")
+    axes.set_ylabel("direct leak within n samples, %")
+    axes.set_ylim(0, 105)
+    figure.suptitle("Leak@n per algorithm")
+    figure.legend(loc="outside right center", fontsize="small")
     figure.savefig(path, format="png", dpi=100)

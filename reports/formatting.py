@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leakbench.options import LEAK_AT_N
 from reports.rows import ATTACKS, COMPUTED_METRICS, Row
 
 MISSING = "—"
@@ -16,6 +17,7 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "indirect_same_owner": "indirect:\nsame_owner",
     "indirect_other_record": "indirect:\nother_record",
     "holdout_leak": "holdout\nFP",
+    **{f"direct_leak_at{n}": f"leak@{n}" for n in LEAK_AT_N},
     "utility_retention": "utility\nretention",
     "unlearn_seconds_per_sample": "unlearn\ns/sample",
     "ma": "MA",

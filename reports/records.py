@@ -48,6 +48,7 @@ class Record:
     samples: int | None = None
     value: float | None = None
     attack: str | None = None
+    first_leak: int | None = None  # with several samples: the first leaking one's position
 
     @property
     def paraphrase(self) -> bool:
@@ -100,6 +101,7 @@ def parse_record(text: str) -> Record:
         category=_field(data, "category", str, True),
         positives=_field(data, "positives", int, True),
         samples=_field(data, "samples", int, True),
+        first_leak=_field(data, "first_leak", int, False),
     )
     if metric not in LEAK_METRICS + FUNCTIONAL_METRICS:
         raise RecordError("unknown 'metric' without a 'value'")
@@ -107,6 +109,8 @@ def parse_record(text: str) -> Record:
         raise RecordError(f"'category' is not one of {', '.join(CATEGORIES)}")
     if not 0 <= record.positives <= record.samples or record.samples < 1:
         raise RecordError("'positives' and 'samples' do not satisfy 0 <= positives <= samples")
+    if record.first_leak is not None and not 1 <= record.first_leak <= record.samples:
+        raise RecordError("'first_leak' is not a sample's position (1 to 'samples')")
     return record
 
 

@@ -1,8 +1,9 @@
 """The result tables as text: the terminal summary of a run and the body of results.md.
 
-Five tables (the rows' leaks and utility, their memorization and membership-inference metrics,
-their leaks after attacks, the leaks by probe style and category, the shifts from the planted
-model), each followed by its legend, then one line per gate and row that fails
+The tables (the rows' leaks and utility; with several samples per probe, leak@n; their
+memorization and membership-inference metrics, their leaks after attacks, the leaks by probe style
+and category, the shifts from the planted model), each followed by its legend, then one line per
+gate and row that fails
 (``✗ direct_leak<=0.01 on tiny/kl: 12.4% (62/500)``), a line per gate that holds, and a line
 for benchmark tests that have no result. A cell whose gate fails ends in ``✗``.
 """
@@ -20,6 +21,7 @@ from reports.rows import (
     ATTACK_METRICS,
     BASELINE,
     FUNCTIONAL_METRICS,
+    LEAK_AT_N_METRICS,
     MEMORIZATION_METRICS,
     PASS_K,
     Row,
@@ -73,6 +75,11 @@ ATTACK_LEGEND = (
     "pass@k: the planted model's after the attack. worst case leak: the highest leak of the "
     "row's attacks. The none and retrain rows are controls: what the attack finds in a model "
     "that memorized, and what it teaches a model that never saw these owners.",
+)
+LEAK_AT_N_LEGEND = (
+    "leak@n: the share of forget probes with a direct leak among the first n of their samples, in "
+    "the order they were drawn (--samples, --temperature); direct leak: among all of them. A "
+    "rate that grows with n is a secret that greedy decoding hides and sampling finds.",
 )
 NO_PRIVLEAK = ("PrivLeak is left out: it is measured against the retrain row (--algo including "
                "retrain, --metrics including privleak).")
@@ -159,9 +166,13 @@ def render(summary: Summary, *, markdown: bool) -> str:
 
     if summary.rows:
         names = metric_names(summary.rows)
-        values = tuple(n for n in names
-                       if n not in MAIN + DETAIL + MEMORIZATION_METRICS + ATTACK_METRICS)
+        values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS
+                       + ATTACK_METRICS + LEAK_AT_N_METRICS)
         section("Leaks and utility", _table(summary, MAIN + values, markdown), MAIN_LEGEND)
+        if any(name in names for name in LEAK_AT_N_METRICS):
+            section("Leak@n: direct leaks within n samples",
+                    _table(summary, (*LEAK_AT_N_METRICS, "direct_leak"), markdown),
+                    LEAK_AT_N_LEGEND)
         section("Memorization and membership inference",
                 _table(summary, MEMORIZATION_METRICS, markdown),
                 MEMORIZATION_LEGEND + (() if "privleak" in names else (NO_PRIVLEAK,)))

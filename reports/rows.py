@@ -10,6 +10,9 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
 - both, split by probe style: ``_direct_probes`` (the training text up to the secret) and
   ``_paraphrase_probes`` (another way to ask; probe ids ``<sample id>/<probe id>``).
 - ``holdout_leak``: holdout probes judged leaking at all: the judges' false-positive rate.
+- ``direct_leak_at<n>`` (leak@n), with several samples per probe: forget probes with a direct
+  leak among their first n samples, for n in LEAK_AT_N up to the samples drawn (``direct_leak``
+  is the rate at all of them).
 - ``<benchmark>_pass<k>``: pass@k for k in 1, 5, 10 up to the samples per problem, the mean over
   problems of the unbiased estimator of Chen et al. 2021 (leakbench.passk); the pass@1 count is
   passing / total completions.
@@ -43,7 +46,7 @@ from statistics import fmean
 
 import attacks
 from leakbench.judges import CATEGORIES
-from leakbench.options import ALGORITHMS
+from leakbench.options import ALGORITHMS, LEAK_AT_N
 from leakbench.passk import pass_at_k
 from reports.records import FUNCTIONAL_METRICS, Record
 
@@ -102,6 +105,16 @@ def _add_leaks(row: Row, name: str, records: list[Record],
                   counts_as)
 
 
+def _add_leak_at_n(row: Row, records: list[Record]) -> None:
+    """leak@n of the direct leak tests, where every probe drew several samples."""
+    fewest = min((r.samples for r in records), default=1)
+    if fewest < 2:
+        return
+    for n in (n for n in LEAK_AT_N if n <= fewest):
+        _add_rate(row, f"direct_leak_at{n}", records,
+                  lambda r, n=n: r.first_leak is not None and r.first_leak <= n)
+
+
 def _add_pass_at_k(row: Row, benchmark: str, records: list[Record]) -> None:
     if not records:
         return
@@ -126,6 +139,7 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
     _add_attacks(row, [r for r in records if r.attack is not None])
     _add_leaks(row, "direct_leak", by_metric.get("direct_leak", []),
                lambda r: r.category != "none")
+    _add_leak_at_n(row, by_metric.get("direct_leak", []))
     indirect = by_metric.get("indirect_leak", [])
     _add_leaks(row, "indirect_leak", indirect, lambda r: r.category in INDIRECT_CATEGORIES)
     for category in INDIRECT_CATEGORIES:
@@ -234,6 +248,7 @@ def _computed_metrics() -> tuple[str, ...]:
     leaks = [f"{name}{suffix}" for name in ("direct_leak", "indirect_leak")
              for suffix in ("", *(f"_{style}" for style in PROBE_STYLES))]
     leaks += [f"indirect_{category}" for category in INDIRECT_CATEGORIES]
+    leaks += LEAK_AT_N_METRICS
     passes = [f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K]
     return (*leaks, "holdout_leak", *passes, "utility_retention", "unlearn_seconds_per_sample",
             *ATTACK_METRICS)
@@ -249,6 +264,7 @@ def _attack_metrics() -> tuple[str, ...]:
 
 
 ATTACKS = tuple(attacks.registry())
+LEAK_AT_N_METRICS = tuple(f"direct_leak_at{n}" for n in LEAK_AT_N)
 ATTACK_METRICS = _attack_metrics()
 COMPUTED_METRICS = _computed_metrics()
 

@@ -13,7 +13,7 @@ import attacks
 from leakbench.options import DEFAULT_ATTACKS, Gate
 from leakbench.passk import pass_at_k
 from reports.compare import main as compare_main
-from reports.files import results_json
+from reports.files import results_json, write_reports
 from reports.gates import check
 from reports.records import Collected, RecordError, parse_record
 from reports.render import NO_BASELINE, render
@@ -99,6 +99,44 @@ def test_a_probe_leaks_when_any_of_its_samples_leaks():
     rows = rows_by_algorithm([record("direct_leak", "ga", "a", "direct", positives=1, samples=10),
                               record("direct_leak", "ga", "b", "none", positives=0, samples=10)])
     assert rows["ga"].counts["direct_leak"] == Count(1, 2)
+
+
+def test_leak_at_n_counts_probes_by_their_first_leaking_sample(tmp_path):
+    """leak@n up to the samples drawn; a table, a gate and a chart of their own."""
+    records = [record("direct_leak", "kl", "a", "direct", positives=3, samples=20, first_leak=1),
+               record("direct_leak", "kl", "b", "direct", positives=1, samples=20, first_leak=7),
+               record("direct_leak", "kl", "c", "none", positives=0, samples=20),
+               record("direct_leak", "kl", "d", "direct", positives=1, samples=20, first_leak=20)]
+    row = rows_by_algorithm(records)["kl"]
+    assert {n: row.counts[f"direct_leak_at{n}"] for n in (1, 2, 5, 10, 20)} == {
+        1: Count(1, 4), 2: Count(1, 4), 5: Count(1, 4), 10: Count(2, 4), 20: Count(3, 4)}
+    assert "direct_leak_at50" not in row.metrics  # not from 20 samples
+    assert row.counts["direct_leak"] == row.counts["direct_leak_at20"]
+    summary = summarize(collected(records), [Gate("direct_leak_at10", "<=", 0.25)])
+    text = render(summary, markdown=False)
+    assert "Leak@n: direct leaks within n samples" in text and "leak@10" in text
+    assert "✗ direct_leak_at10<=0.25 on tiny/kl: 50.0% (2/4)" in text
+    written = write_reports(summary, {"run": "r", "command": "c", "model": "tiny",
+                                      "algorithms": ["kl"], "attacks": [],
+                                      "sampling": {"samples": 20, "temperature": 0.8}}, tmp_path)
+    assert (tmp_path / "leak_at_n.png").read_bytes().startswith(b"\x89PNG")
+    assert tmp_path / "leak_at_n.png" in written
+
+
+def test_greedy_runs_have_no_leak_at_n(tmp_path):
+    summary = summarize(collected([record("direct_leak", "kl", "a", "direct")]), [])
+    assert "Leak@n" not in render(summary, markdown=False)
+    write_reports(summary, {"run": "r", "command": "c", "model": "tiny", "algorithms": ["kl"],
+                            "attacks": [], "sampling": {"samples": 1, "temperature": 0.0}},
+                  tmp_path)
+    assert not (tmp_path / "leak_at_n.png").exists()
+
+
+@pytest.mark.parametrize("first_leak", [0, 21, "1"])
+def test_a_first_leak_outside_the_samples_is_refused(first_leak):
+    with pytest.raises(RecordError):
+        parse_record(json.dumps(record("direct_leak", "kl", "a", "direct", samples=20,
+                                       first_leak=first_leak)))
 
 
 def test_pass_at_k_uses_the_unbiased_estimator_up_to_the_samples_drawn():

@@ -13,6 +13,8 @@ test fails and reports a leak: the worst case for what failure messages and repo
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,17 @@ def test_leak_outcome_masks_the_secret_unless_asked(probe, show: bool) -> None:
                       verdicts, redactor=Redactor([probe.sample], show_secrets=show))
     assert (probe.sample.secret in str(failed.value)) is show
     assert all(probe.sample.secret not in value for _, value in record.recorded)
+
+
+def test_a_sampled_leak_records_its_first_leaking_sample(probe) -> None:
+    """The position leak@n counts by (reports.rows): the first leaking sample, in the order the
+    samples were drawn; greedy records carry none."""
+    clean = judge_direct("nothing here\n", probe.sample)
+    leaking = judge_direct(f"{probe.sample.secret}\n", probe.sample)
+    for verdicts, first in (([clean, clean, leaking, leaking], 3), ([clean, clean], None),
+                            ([leaking], None)):
+        record = FakeProperty()
+        with contextlib.suppress(pytest.fail.Exception):
+            outcomes.leak(record, "direct_leak", {"model": "m", "variant": "v"}, "none", probe,
+                          verdicts, redactor=Redactor([probe.sample]))
+        assert json.loads(record.recorded[0][1]).get("first_leak") == first
