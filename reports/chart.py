@@ -1,5 +1,6 @@
 """The report's charts: leak_utility.png (per row, the leak rates beside capability pass@1, as
-grouped bars) and, with several samples per probe, leak_at_n.png (per row, leak@n against n).
+grouped bars); with attacks, attacks.png (per row, the direct leak before and after each attack);
+with several samples per probe, leak_at_n.png (per row, leak@n against n).
 
 Drawn on a bare matplotlib `Figure` (no pyplot), which renders PNG with the Agg backend and
 leaves the process's pyplot backend alone.
@@ -12,27 +13,45 @@ from pathlib import Path
 
 from leakbench.options import LEAK_AT_N
 from reports.formatting import header
-from reports.rows import Row
+from reports.rows import ATTACKS, Row
 
 BARS = ("direct_leak", "indirect_leak", "holdout_leak", "capability_pass1")
 
 
 def write_chart(rows: list[Row], path: Path) -> None:
-    """Write the chart as PNG; a metric a row lacks has no bar (it is never drawn as 0)."""
+    """Write the leaks and utility chart as PNG."""
+    _grouped_bars(rows, BARS, "Leaks and utility per algorithm", path)
+
+
+def attack_bars(rows: list[Row]) -> tuple[str, ...]:
+    """The attack chart's bars: the leak before any attack, then each attack's the run has."""
+    attacked = tuple(f"{attack}_leak" for attack in ATTACKS
+                     if any(f"{attack}_leak" in row.metrics for row in rows))
+    return ("evaluated_leak", *attacked) if attacked else ()
+
+
+def write_attack_chart(rows: list[Row], path: Path) -> None:
+    """Write the direct leak before and after each attack, per row, as PNG."""
+    _grouped_bars(rows, attack_bars(rows), "Direct leak before and after each attack", path)
+
+
+def _grouped_bars(rows: list[Row], bars: tuple[str, ...], title: str, path: Path) -> None:
+    """One group of bars per row, one bar per metric; a metric a row lacks has no bar (it is never
+    drawn as 0)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(max(6.0, 1.2 * len(rows) + 2), 4), layout="constrained")
     axes = figure.subplots()
-    width = 0.8 / len(BARS)
-    for index, name in enumerate(BARS):
+    width = 0.8 / len(bars)
+    for index, name in enumerate(bars):
         heights = [100 * row.metrics.get(name, math.nan) for row in rows]
-        positions = [i + (index - (len(BARS) - 1) / 2) * width for i in range(len(rows))]
+        positions = [i + (index - (len(bars) - 1) / 2) * width for i in range(len(rows))]
         axes.bar(positions, heights, width, label=header(name).replace("\n", " "))
     axes.set_xticks(range(len(rows)), [row.label for row in rows])
     axes.set_ylabel("%")
     axes.set_ylim(0, 105)
-    figure.suptitle("Leaks and utility per algorithm")
-    figure.legend(loc="outside lower center", ncols=len(BARS), fontsize="small")
+    figure.suptitle(title)
+    figure.legend(loc="outside lower center", ncols=min(len(bars), 4), fontsize="small")
     figure.savefig(path, format="png", dpi=100)
 
 

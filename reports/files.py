@@ -1,5 +1,5 @@
-"""The run's report files: results.md, results.csv, results.json, leak_utility.png, and with
-several samples per probe leak_at_n.png.
+"""The run's report files: results.md, results.csv, results.json, leak_utility.png, with attacks
+attacks.png, and with several samples per probe leak_at_n.png.
 
 Each appears whole or not at all (leakbench.atomic), so a reader (or a CI step that uploads the
 directory) never sees half a file. The files hold the rows' numbers, the
@@ -18,7 +18,13 @@ from pathlib import Path
 
 from leakbench.atomic import replacing
 from leakbench.redaction import escape_controls
-from reports.chart import has_leak_at_n, write_chart, write_leak_at_n_chart
+from reports.chart import (
+    attack_bars,
+    has_leak_at_n,
+    write_attack_chart,
+    write_chart,
+    write_leak_at_n_chart,
+)
 from reports.render import render
 from reports.rows import metric_names
 from reports.shifts import MOVES
@@ -90,6 +96,8 @@ def write_reports(summary: Summary, manifest: dict, directory: Path, *,
         "results.json": lambda p: p.write_text(text + "\n", encoding="utf-8"),
         "leak_utility.png": lambda p: write_chart(summary.rows, p),
     }
+    if attack_bars(summary.rows):
+        writers["attacks.png"] = lambda p: write_attack_chart(summary.rows, p)
     if has_leak_at_n(summary.rows):
         writers["leak_at_n.png"] = lambda p: write_leak_at_n_chart(summary.rows, p)
     for name, write in writers.items():

@@ -12,6 +12,7 @@ import pytest
 import attacks
 from leakbench.options import DEFAULT_ATTACKS, Gate
 from leakbench.passk import pass_at_k
+from reports.chart import attack_bars
 from reports.compare import main as compare_main
 from reports.files import results_json, write_reports
 from reports.gates import check
@@ -350,6 +351,18 @@ def test_attack_gates_and_the_attack_table():
     assert "| model   | algorithm   | before attack   | relearn25 leak   | relearn25 recovery" \
         in markdown
     assert "| tiny    | kl          | 50.0% (1/2)     | 100.0% (2/2)     | 100.0%" in markdown
+
+
+def test_attack_runs_chart_the_leak_before_and_after_each_attack(tmp_path):
+    summary = summarize(collected(ATTACKED), [])
+    assert attack_bars(summary.rows) == ("evaluated_leak", "relearn25_leak", "quant8_leak")
+    written = write_reports(summary, {"run": "r", "command": "c", "model": "tiny",
+                                      "algorithms": ["kl"], "attacks": ["relearn25"],
+                                      "sampling": {"samples": 1, "temperature": 0.0}}, tmp_path)
+    assert tmp_path / "attacks.png" in written
+    assert (tmp_path / "attacks.png").read_bytes().startswith(b"\x89PNG")
+    assert attack_bars(summarize(collected([record("direct_leak", "kl", "a", "none")]),
+                                 []).rows) == ()
 
 
 # --- Compare ----------------------------------------------------------------------------------
