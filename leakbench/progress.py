@@ -65,6 +65,7 @@ class Stage:
     done: int = 0
     work: dict[str, float] = field(default_factory=dict)
     status: str = "built"
+    parts: list[str] = field(default_factory=list)  # the statuses of its ended in-process parts
     _started: float = field(default_factory=time.monotonic)
     _cpu_started: float = 0.0
     _last_emit: float = 0.0
@@ -128,8 +129,12 @@ def stage(label: str, *, total: int | None = None, unit: str = "step",
     try:
         yield opened
         status = opened.status
+        if opened.parts and set(opened.parts) == {"cached"} and not opened.done:
+            status = "cached"  # a stage whose every part was cached did nothing itself
     finally:
         _OPEN.remove(opened)
+        if _OPEN:
+            _OPEN[-1].parts.append(status or "failed")
         opened._send("end", status=status or "failed",
                      wall_s=round(time.monotonic() - opened._started, 3),
                      cpu_s=round(cpu_clock() - opened._cpu_started, 3), work=opened.work)

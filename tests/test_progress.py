@@ -162,3 +162,13 @@ def test_a_stage_s_end_line_counts_the_cpu_of_its_parts():
     display.handle(ended("engine start", 3.0))
     display.handle(ended("generate", 4.0))
     assert log.lines[-1] == "LeakBench generate: built in 1.0 s (CPU 3.0 s)"
+
+
+def test_a_stage_whose_every_part_was_cached_is_cached(events):
+    for cached in (True, False):
+        with progress.stage("prepare"):
+            with progress.stage("plant") as part:
+                if cached:
+                    part.cached()
+    ends = [e for e in read(events) if e["event"] == "end" and e["label"] == "prepare"]
+    assert [e["status"] for e in ends] == ["cached", "built"]

@@ -66,8 +66,10 @@ def _stop(request: pytest.FixtureRequest, message: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def prepared(request: pytest.FixtureRequest):
     """Every variant built, every completion generated (`pipeline.prepare`) and the privacy
-    metrics of the collected memorization tests measured (`pipeline.measure`), once per run."""
-    from leakbench import pipeline
+    metrics of the collected memorization tests measured (`pipeline.measure`), once per run: the
+    run's "prepare" stage (leakbench.progress), of which every other stage is a part, so that the
+    terminal shows progress from the first test's start."""
+    from leakbench import pipeline, progress
     from leakbench.endpoint import EndpointError
     from leakbench.engine_memory import EngineMemoryShort
     from leakbench.models import ModelUnavailable
@@ -77,14 +79,15 @@ def prepared(request: pytest.FixtureRequest):
     options = config.stash[RUN_OPTIONS]
     run_id = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
     try:
-        generated = pipeline.prepare(
-            config.stash[MODEL_SPEC], options.algorithms, config.stash[RUN_CASES],
-            _needed_requests(request.session, options), options.cache_dir,
-            rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
-            engine_args=options.engine_args, metrics=options.metrics,
-            measured=_measured_algorithms(request.session))
-        return pipeline.measure(generated, options.cache_dir, rebuild=options.rebuild,
-                                run_id=run_id)
+        with progress.stage("prepare"):
+            generated = pipeline.prepare(
+                config.stash[MODEL_SPEC], options.algorithms, config.stash[RUN_CASES],
+                _needed_requests(request.session, options), options.cache_dir,
+                rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
+                engine_args=options.engine_args, metrics=options.metrics,
+                measured=_measured_algorithms(request.session))
+            return pipeline.measure(generated, options.cache_dir, rebuild=options.rebuild,
+                                    run_id=run_id)
     except (EngineFailed, EngineMemoryShort, EndpointError, ModelUnavailable) as err:
         _stop(request, str(err))
     except OSError as err:
