@@ -1,14 +1,15 @@
 """The README's benchmark command, cold and warm, on this checkout and on another revision, side
 by side in one session on one machine.
 
-    python bench/cold_run.py [--baseline REV] [--repeat 3] [--model tiny] [--algo all]
-                             [--workers 2] [--docs PATH]
+    python bench/cold_run.py [--baseline REV] [--change REV] [--repeat 3] [--model tiny]
+                             [--algo all] [--workers 2] [--docs PATH]
 
-Each repeat runs, for the baseline revision and then for this checkout (alternating, so that a
+Each repeat runs, for the baseline revision and then for the change (alternating, so that a
 machine that grows busier or cooler weighs on both alike): the benchmark command with an empty
-cache (cold), then the same command again (warm). The baseline runs from a `git worktree` of
---baseline in a temporary directory, with its own code first on the import path (the installed
-libraries are shared); this checkout runs as it is, uncommitted changes included.
+cache (cold), then the same command again (warm). A revision runs from a `git worktree` of it in
+a temporary directory, with its own code first on the import path (the installed libraries are
+shared); without --change, the change is this checkout as it is, uncommitted changes included
+(then leave the checkout alone while it runs: a run imports its code as it goes).
 
 From each run: the wall time of the command, its exit status, and the stage table of its
 results.json (`manifest.stages`; a revision that predates it gives only the wall time). The
@@ -105,7 +106,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
     cold = median_run([run["cold"] for run in runs["change"]])
     stages = cold["results"]["manifest"].get("stages", [])
     command = ("python bench/cold_run.py " + shlex.join(
-        [f"--baseline={args.baseline}", f"--repeat={args.repeat}", f"--model={args.model}",
+        [f"--baseline={args.baseline}", *([f"--change={args.change}"] if args.change else []),
+         f"--repeat={args.repeat}", f"--model={args.model}",
          f"--algo={args.algo}", f"--workers={args.workers}"]))
     return "\n".join([
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}; {description()}; {load.note()}; "
@@ -121,6 +123,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="HEAD~1", help="git revision to compare against")
+    parser.add_argument("--change", help="git revision to measure (default: this checkout)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--algo", default="all")
@@ -130,19 +133,25 @@ def main() -> None:
     load = OtherLoad()
     with tempfile.TemporaryDirectory(prefix="leakbench-cold-") as directory:
         scratch = Path(directory)
-        baseline = scratch / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline],
-                       cwd=ROOT, check=True, capture_output=True)
+        checkouts = {"baseline": scratch / "baseline",
+                     "change": scratch / "change" if args.change else ROOT}
+        revisions = {"baseline": args.baseline, "change": args.change}
         try:
+            for side, revision in revisions.items():
+                if revision:
+                    subprocess.run(["git", "worktree", "add", "--detach", str(checkouts[side]),
+                                    revision], cwd=ROOT, check=True, capture_output=True)
             runs: dict[str, list[dict]] = {"baseline": [], "change": []}
             for repeat in range(args.repeat):
-                runs["baseline"].append(measure(baseline, args, scratch, f"baseline-{repeat}"))
-                runs["change"].append(measure(ROOT, args, scratch, f"change-{repeat}"))
+                for side in runs:
+                    runs[side].append(measure(checkouts[side], args, scratch, f"{side}-{repeat}"))
             compared = compare(median_run([r["cold"] for r in runs["baseline"]]),
                                median_run([r["cold"] for r in runs["change"]]), scratch)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT,
-                           capture_output=True)
+            for side, revision in revisions.items():
+                if revision:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(checkouts[side])],
+                                   cwd=ROOT, capture_output=True)
     write_section(args.docs, "Cold and warm, side by side", report(args, runs, compared, load))
     print(f"wrote {args.docs}")
 
