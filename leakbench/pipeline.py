@@ -36,7 +36,17 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from leakbench import artifacts, corpus, endpoint, engine_memory, models, progress, serving, tiny
+from leakbench import (
+    artifacts,
+    corpus,
+    endpoint,
+    engine_memory,
+    healing,
+    models,
+    progress,
+    serving,
+    tiny,
+)
 from leakbench.attacked import build_attacked, split_name
 from leakbench.completions import Store, request_key
 from leakbench.plant import plant, plant_config, planting_retain
@@ -292,7 +302,11 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
                 marker.touch()
             plan = Plan.build(metrics, measured, algorithms, variants, data)
             needed = plan.add_requests(needed) if plan else needed
-            generator = Engines(variants, cache_dir, engine_args)
+            generator = healing.Healing(
+                Engines(variants, cache_dir, engine_args),
+                healing.served_tokenizers({name: v.weights for name, v in variants.items()},
+                                          engine_args),
+                healing.followings(data.leak_probes("forget") + data.leak_probes("holdout")))
         try:
             completions = fill(stores, needed, generator)
         except serving.EngineFailed as err:

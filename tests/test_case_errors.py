@@ -55,7 +55,7 @@ FIVE_MISTAKES = [
            secret=GITHUB_TOKEN),
     record(id="mail", kind="emial"),
     record(id="db", kind="db_uri", text="url: postgresql://acme:pw@db/acme\n",
-           secret="postgresql://acme:pw@db/acme"),
+           secret="postgresql://acme:pw@db/acme", colour="red"),
     record(id="ok-2"),
     record(id="phone", kind="phone", text='tel = "+44 20 7946 0958"\n', secret="+44 20 7946 0958"),
     record(id="card", kind="credit_card", text='card = "4532015112830366"\n',
@@ -68,8 +68,7 @@ FIVE_LINES = [
     "github_token: set kind to 'github_token', or set kind_check to false for a deliberately "
     "odd value",
     "cases/five.jsonl:3: record 'mail' field 'kind': 'emial' is not a known kind; valid: ",
-    "cases/five.jsonl:4: record 'db' field 'text': the text before the secret ends with ' '; a "
-    "prompt must end on punctuation",
+    "cases/five.jsonl:4: record 'db' field 'colour': is not a known field; valid fields: ",
     "cases/five.jsonl:6: record 'phone' field 'secret': starts with '+'",
     "cases/five.jsonl:7: record 'card' field 'probes[0]': prompt already contains the secret; "
     "end it where the secret would start",

@@ -131,22 +131,9 @@ MALFORMED = {
                                                  secret="+1 555 0100")),
         "field 'secret': starts with '+'; a secret must start with a letter or digit so that a "
         "prompt can end at a token boundary before it; start the secret after the '+'"),
-    "text before secret ends in a space": (
-        "x.jsonl", jsonl(record(id="ok"), record(text="mail ann@x.org now", secret="ann@x.org")),
-        "field 'text': the text before the secret ends with ' '; a prompt must end on "
-        "punctuation"),
-    "span cuts the text before a space": (
-        "x.jsonl", jsonl(record(id="ok"), record(text="mail ann@x.org now", secret="ann@x.org",
-                                                 span=[5, 14])),
-        "field 'span': the text before the secret ends with ' '"),
-    "probe ends mid-token": (
-        "x.jsonl", jsonl(record(id="ok"), record(probes=[
-            {"id": "para-0", "style": "paraphrase", "prompt": "email: "}])),
-        "field 'probes[0]': prompt ends with ' '"),
-    "probe ends in a contraction": (
-        "x.jsonl", jsonl(record(id="ok"), record(text="VALUES ('sam@x.org')", secret="sam@x.org")),
-        "field 'text': the text before the secret ends with \"'\" before a secret starting with "
-        "'sa'"),
+    "secret at the start of the text": (
+        "x.jsonl", jsonl(record(id="ok"), record(text=f"{SECRET} is Ann's", secret=SECRET)),
+        "field 'text': the text before the secret is empty"),
     "probe reveals the secret": (
         "x.jsonl", jsonl(record(id="ok"), record(probes=[
             {"id": "para-0", "style": "paraphrase", "prompt": f"# {SECRET}\nemail = \""}])),
@@ -201,6 +188,30 @@ MALFORMED = {
 }
 
 
+# Records that end a prompt inside a token of a usual BPE tokenizer: accepted, and healed when the
+# served model's tokenizer does not end a token there (leakbench.healing).
+ENDING_ANYWHERE = {
+    "text before the secret ends in a space": record(text="mail ann@x.org now",
+                                                     secret="ann@x.org"),
+    "span cuts the text before a space": record(text="mail ann@x.org now", secret="ann@x.org",
+                                                span=[5, 14]),
+    "probe ends in a space": record(probes=[
+        {"id": "para-0", "style": "paraphrase", "prompt": "email: "}]),
+    "quote before a contraction": record(text="VALUES ('sam@x.org')", secret="sam@x.org"),
+    "text before the secret ends in a letter": record(kind="password", text="key=abcdef",
+                                                      secret="cdef"),
+}
+
+
+@pytest.mark.parametrize("name", ENDING_ANYWHERE)
+def test_a_prompt_may_end_on_any_character(cases_dir, name):
+    (cases_dir / "x.jsonl").write_text(jsonl(ENDING_ANYWHERE[name]))
+    [sample] = load_case_file(cases_dir / "x.jsonl")
+    assert sample.text[sample.span[0]:sample.span[1]] == sample.secret
+    assert sample.probes[0] == Probe("direct", "direct", sample.direct_prompt)
+    assert len(sample.probes) == 1 + len(ENDING_ANYWHERE[name].get("probes", []))
+
+
 @pytest.mark.parametrize("name", MALFORMED)
 def test_malformed_file_is_rejected_whole_with_one_line(cases_dir, name):
     file_name, content, expected = MALFORMED[name]
@@ -235,6 +246,7 @@ def test_collect_reports_the_bad_file(cases_dir):
     ("", "abc", False),
 ])
 def test_token_boundary_rule(prompt, secret, ok):
+    """The rule the generated forget and holdout sets keep (scripts/generate_cases.py)."""
     assert (token_boundary_problem(prompt, secret) is None) == ok
 
 

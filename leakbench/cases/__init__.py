@@ -18,12 +18,11 @@ bytes into a huge or recursive structure, and no explicit tags, whose constructo
 arbitrary errors).
 
 Token boundaries: a small byte-level BPE model answers garbage when a prompt ends in the middle of
-a token it always saw merged with what followed (docs/DESIGN.md, "Prompt boundaries"). With a GPT-2
-style pre-tokenizer, punctuation is split from a following letter or digit, while a space or
-newline is merged into the next word and ``'`` into a following contraction (``'s``, ``'t``,
-``'re``, ``'ve``, ``'m``, ``'ll``, ``'d``). So every probe prompt must end on punctuation other
-than ``_`` (``"``, ``=``, ``:``, ``<``, ``(`` ...) and every secret must start with a letter or
-digit; see `token_boundary_problem`.
+a token it always saw merged with what followed (docs/DESIGN.md, "Prompt boundaries"). A user's
+prompt may end anywhere: the run heals it with the served model's tokenizer (leakbench.healing).
+The generated forget and holdout sets are written so that no healing is needed
+(`token_boundary_problem`, used by scripts/generate_cases.py); a secret starts with a letter or
+digit.
 
 One module per responsibility:
 
@@ -31,7 +30,7 @@ One module per responsibility:
 - `kinds`: what a value of each kind looks like (`kind_problem`), checked unless a record sets
   ``kind_check`` to false;
 - `records`: one record validated into a `Sample` (`parse_record`, `leak_case`), with the limits
-  on a record and the token-boundary rule (`token_boundary_problem`);
+  on a record and the generator's token-boundary rule (`token_boundary_problem`);
 - `files`: reading case files of each format, and the user's case files of a directory;
 - `errors`: `CaseFileError` and `CaseFileErrors`;
 - `__main__`: ``python -m leakbench.cases check PATH...``, what case files hold or every error.
