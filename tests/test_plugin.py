@@ -6,6 +6,7 @@ import json
 import pytest
 
 import attacks
+from leakbench.options import LEAK_AT_N
 
 pytest_plugins = ["pytester"]
 
@@ -71,8 +72,9 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
          "codellama, codeqwen, aixcoder), an existing directory, or a Hugging Face id like "
          "org/name")),
         ("--gate=leaks<=0.1", ("ERROR: --gate: unknown metric 'leaks' in 'leaks<=0.1'; valid: "
-         "direct_leak, indirect_leak, holdout_leak, capability_pass1, humaneval_pass1, "
-         "utility_retention, ma, el10, mia_auc, privleak, "
+         "direct_leak, indirect_leak, holdout_leak, "
+         f"{', '.join(f'direct_leak_at{n}' for n in LEAK_AT_N)}, capability_pass1, "
+         "humaneval_pass1, utility_retention, ma, el10, mia_auc, privleak, "
          f"{', '.join(f'{a}_leak' for a in attacks.registry())}, worst_case_leak")),
         ("--attacks=quant,quant3", ("ERROR: --attacks: unknown attack 'quant3'; valid: all, none, "
          f"{', '.join([*attacks.families(), *attacks.registry()])}, or a comma list")),
