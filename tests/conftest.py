@@ -67,3 +67,11 @@ def small_cases(tmp_path):
         return directory
 
     return make
+
+
+@pytest.fixture
+def cases_dir(tmp_path, monkeypatch) -> Path:
+    """An empty cases/ directory; paths in error messages are relative to its parent."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases").mkdir()
+    return tmp_path / "cases"

@@ -34,14 +34,6 @@ def jsonl(*records) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-@pytest.fixture
-def cases_dir(tmp_path, monkeypatch) -> Path:
-    """An empty cases/ directory; paths in error messages are relative to its parent."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "cases").mkdir()
-    return tmp_path / "cases"
-
-
 def errors_of(path: Path) -> list[str]:
     with pytest.raises(CaseFileError) as error:
         load_case_file(path)

@@ -35,14 +35,6 @@ def jsonl(*records) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-@pytest.fixture
-def cases_dir(tmp_path, monkeypatch) -> Path:
-    """An empty cases/ directory; paths in error messages are relative to its parent."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "cases").mkdir()
-    return tmp_path / "cases"
-
-
 def test_leak_case_derives_span_and_direct_probe():
     case = leak_case(id="acme-email", owner="person-ann", kind="email", text=TEXT, secret=SECRET,
                      probes=['# Ann Lee\nEMAIL="'])
