@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -79,8 +80,12 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
 
 
+UNCHANGED = re.compile(r"\s[+-]0(\.0+)?( pp)?$")  # a compare line whose difference is zero
+
+
 def compare(baseline: dict, change: dict, scratch: Path) -> str:
-    """`python -m reports.compare` between the two revisions' cold results."""
+    """`python -m reports.compare` between the two revisions' cold results: its lines with a
+    difference, and how many metrics are equal."""
     paths = []
     for name, run in (("baseline", baseline), ("change", change)):
         path = scratch / f"{name}.json"
@@ -88,7 +93,9 @@ def compare(baseline: dict, change: dict, scratch: Path) -> str:
         paths.append(str(path))
     compared = subprocess.run([sys.executable, "-m", "reports.compare", *paths], cwd=ROOT,
                               capture_output=True, text=True)
-    return compared.stdout.strip() or compared.stderr.strip()
+    lines = (compared.stdout.strip() or compared.stderr.strip()).splitlines()
+    kept = [line for line in lines if not UNCHANGED.search(line)]
+    return "\n".join([*kept, f"({len(lines) - len(kept)} metrics equal in both)"])
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
