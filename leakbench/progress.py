@@ -197,6 +197,7 @@ class Display:
     def handle(self, event: dict) -> None:
         kind = event["event"]
         if event["label"] in self.ended:
+            self.open.pop(event["id"], None)
             return
         if kind == "start":
             self.open[event["id"]] = {**event, "started": event["time"], "logged": None}
@@ -206,6 +207,8 @@ class Display:
         elif kind == "end":
             started = self.open.pop(event["id"], {})
             self.ended.add(event["label"])
+            self.open = {key: stage for key, stage in self.open.items()  # other workers' copies
+                         if stage["label"] != event["label"]}
             cpu = event["cpu_s"] + self.parts_cpu.pop(event["id"], 0.0)
             if started.get("parent"):
                 self.parts_cpu[started["parent"]] = self.parts_cpu.get(started["parent"], 0) + cpu

@@ -59,7 +59,7 @@ def test_small_benchmark_under_xdist_starts_exactly_one_engine(tmp_path):
     command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro", "--algo=none,kl",
                "-n", "2", "-p", "no:cacheprovider", f"--cache-dir={cache}",
                f"--report-dir={reports}", "--color=no",
-               "-k", "email-dict or iban-env or HumanEval-00 or add-2", "-q"]
+               "-k", "email-dict or iban-env or HumanEval-00 or add-2"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "COLUMNS": "160"}
     status, chunks = run_in_terminal(command, env, timeout=900)
     output = "".join(text for _, text in chunks)
@@ -76,8 +76,11 @@ def test_small_benchmark_under_xdist_starts_exactly_one_engine(tmp_path):
     shown = [t for t, text in chunks if collected <= t <= first_test and "LeakBench " in text]
     gaps = [b - a for a, b in zip([collected, *shown], [*shown, first_test])]
     assert max(gaps) <= LONGEST_SILENCE_S, gaps
-    screen = [line.rsplit("\r", 1)[-1].rstrip() for line in output.split("\n")]  # as it stays
-    before_tests = screen[:next(i for i, line in enumerate(screen) if re.match(r"[.F]", line))]
+    # The screen as it stays: a terminal ends lines with \r\n; a bare \r rewrites the line.
+    screen = [line.rsplit("\r", 1)[-1].rstrip()
+              for line in output.replace("\r\n", "\n").split("\n")]
+    first_progress = next(i for i, line in enumerate(screen) if re.search(r"\[\s*\d+%\]", line))
+    before_tests = screen[:first_progress]
     built = [line.split(":")[0].removeprefix("LeakBench ") for line in before_tests
              if ": built in" in line and not line.startswith("LeakBench engine")]
     assert sorted(built) == sorted([*PREPARED, "prepare"]) and built[:3] == PREPARED[:3], built

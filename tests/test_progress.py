@@ -172,3 +172,14 @@ def test_a_stage_whose_every_part_was_cached_is_cached(events):
                     part.cached()
     ends = [e for e in read(events) if e["event"] == "end" and e["label"] == "prepare"]
     assert [e["status"] for e in ends] == ["cached", "built"]
+
+
+def test_a_stage_another_worker_opened_meanwhile_leaves_the_live_line_when_the_first_ends():
+    terminal = Recorded(terminal=True)
+    display = progress.Display(terminal)
+    display.handle(event("start", "prepare", 0.0))
+    display.handle({**event("start", "prepare", 0.5), "id": "worker-2"})  # waits for the lock
+    display.handle(ended("prepare", 9.0))
+    terminal.statuses.clear()
+    display.refresh(now=10.0)
+    assert terminal.statuses == [] and display.open == {}
