@@ -12,6 +12,7 @@ from leakbench.options import (
     ALGORITHMS,
     DEFAULT_ATTACKS,
     GATE_METRICS,
+    LEAK_AT_N,
     Gate,
     OptionError,
     check_writable,
@@ -78,6 +79,7 @@ def test_gate_metrics_are_documented():
         "direct_leak", "indirect_leak", "holdout_leak", "capability_pass1", "humaneval_pass1",
         "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak",
         *(f"{attack}_leak" for attack in attacks.registry()),
+        *(f"direct_leak_at{n}" for n in LEAK_AT_N),
     }  # fmt: skip
     assert all(description.strip() for description in GATE_METRICS.values())
 
