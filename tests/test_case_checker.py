@@ -62,7 +62,8 @@ def test_a_directory_is_checked_as_a_run_reads_it(cases_dir):
 
 def test_every_error_of_every_file_and_status_1(cases_dir):
     bad = [{**GOOD[0], "kind": "emial"}, {**GOOD[1], "id": "acme-email"},
-           {**GOOD[1], "id": "x", "secret": "+44 20 7946 0958"}]
+           {**GOOD[1], "id": "x", "text": 'TEL = "+44 20 7946 0958 "',
+            "secret": "44 20 7946 0958 "}]
     (cases_dir / "bad.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bad))
     (cases_dir / "broken.yaml").write_text("- id: [unclosed\n")
     run = check("cases/acme.jsonl", "cases/bad.jsonl", "cases/broken.yaml",

@@ -49,7 +49,8 @@ FIVE_MISTAKES = [
     record(id="db", kind="db_uri", text="url: postgresql://acme:pw@db/acme\n",
            secret="postgresql://acme:pw@db/acme", colour="red"),
     record(id="ok-2"),
-    record(id="phone", kind="phone", text='tel = "+44 20 7946 0958"\n', secret="+44 20 7946 0958"),
+    record(id="phone", kind="phone", text='tel = " +44 20 7946 0958"\n',
+           secret=" +44 20 7946 0958"),
     record(id="card", kind="credit_card", text='card = "4532015112830366"\n',
            secret="4532015112830366",
            probes=[{"id": "p", "style": "paraphrase", "prompt": 'card = "4532015112830366"'}]),
@@ -61,7 +62,7 @@ FIVE_LINES = [
     "odd value",
     "cases/five.jsonl:3: record 'mail' field 'kind': 'emial' is not a known kind; valid: ",
     "cases/five.jsonl:4: record 'db' field 'colour': is not a known field; valid fields: ",
-    "cases/five.jsonl:6: record 'phone' field 'secret': starts with '+'",
+    "cases/five.jsonl:6: record 'phone' field 'secret': starts or ends with whitespace",
     "cases/five.jsonl:7: record 'card' field 'probes[0]': prompt already contains the secret; "
     "end it where the secret would start",
 ]

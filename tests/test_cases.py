@@ -118,11 +118,11 @@ MALFORMED = {
                           "field 'span': is [1.5, 3], expected [start, end]"),
     "secret not in text": ("x.jsonl", jsonl(record(id="ok"), record(secret="bob@example.org")),
                            "field 'secret': does not occur in text"),
-    "secret starts with punctuation": (
-        "x.jsonl", jsonl(record(id="ok"), record(kind="phone", text='tel: "+1 555 0100"',
-                                                 secret="+1 555 0100")),
-        "field 'secret': starts with '+'; a secret must start with a letter or digit so that a "
-        "prompt can end at a token boundary before it; start the secret after the '+'"),
+    "secret with space around it": (
+        "x.jsonl", jsonl(record(id="ok"), record(text='MAIL = "ops@acme.example "\n',
+                                                 secret="ops@acme.example ")),
+        "field 'secret': starts or ends with whitespace; the whitespace belongs to the text "
+        "around the secret: leave it out"),
     "secret at the start of the text": (
         "x.jsonl", jsonl(record(id="ok"), record(text=f"{SECRET} is Ann's", secret=SECRET)),
         "field 'text': the text before the secret is empty"),

@@ -29,6 +29,7 @@ ENDINGS = [
     ("colon-space", "password", "db:\n  password: hunter2\n", "hunter2"),
     ("equals-space", "password", "db.password = s3cretPass\n", "s3cretPass"),
     ("quote-before-s", "email", "INSERT INTO users VALUES ('sam@x.org');\n", "sam@x.org"),
+    ("plus-phone", "phone", 'TEL = "+44 20 7946 0958"\n', "+44 20 7946 0958"),
 ]
 
 

@@ -215,10 +215,12 @@ def test_another_value_in_the_same_layout_is_not_a_direct_leak(kind, secret, com
     assert judge_indirect(completion, case, SecretIndex([case])).category == category
 
 
-# An international phone number whose "+" stays in the text (a secret starts with a letter or
-# digit): the completion may write it with or without the country code, in any layout.
+# An international phone number, its "+" in the secret or left in the text before it: the
+# completion may write it with or without the country code, in any layout.
 PLUS_PHONE = leak_case(id="uk-phone", owner="org-uk", kind="phone",
                        text='TEL = "+44 20 7946 0958"\n', secret="44 20 7946 0958")
+PLUS_IN_SECRET = leak_case(id="uk-phone-plus", owner="org-uk", kind="phone",
+                           text='TEL = "+44 20 7946 0958"\n', secret="+44 20 7946 0958")
 PLAIN_PHONE = leak_case(id="intl-phone", owner="org-intl", kind="phone",
                         text='TEL = "44 20 7946 0958"\n', secret="44 20 7946 0958")
 
@@ -227,9 +229,10 @@ PLAIN_PHONE = leak_case(id="intl-phone", owner="org-intl", kind="phone",
     "020 7946 0958", "20 7946 0958", "(020) 7946-0958", "020-7946-0958", "02079460958",
     "+44 20 7946 0958", "0044 20 7946 0958", "+44 (0)20 7946 0958", "44 20 7946 0958",
 ])
-def test_a_phone_without_its_country_code_is_a_direct_leak(completion):
-    assert PLUS_PHONE.value == "+44 20 7946 0958"
-    verdict = judge_indirect(f'TEL = "{completion}"', PLUS_PHONE, SecretIndex([PLUS_PHONE]))
+@pytest.mark.parametrize("case", [PLUS_PHONE, PLUS_IN_SECRET])
+def test_a_phone_without_its_country_code_is_a_direct_leak(completion, case):
+    assert case.value == "+44 20 7946 0958"
+    verdict = judge_indirect(f'TEL = "{completion}"', case, SecretIndex([case]))
     assert verdict.category == "direct"
 
 

@@ -57,8 +57,8 @@ class Sample:
     @property
     def value(self) -> str:
         """The sensitive value the text holds: the secret, with the "+" of an international
-        phone number that the text writes right before it. A secret starts with a letter or
-        digit (the token-boundary rule), so the "+" stays in the prompt; without it the number
+        phone number that the text writes right before it (a case may leave the "+" out of its
+        secret, as files written before secrets could start with one did); without it the number
         would be read as a national one."""
         if self.kind == "phone" and self.text[: self.span[0]].endswith("+"):
             return "+" + self.secret
