@@ -4,6 +4,7 @@ files included), and a holdout test for every probe of values the model never sa
 import pytest
 
 from leakbench import outcomes
+from leakbench.degeneration import degenerate
 from leakbench.judges import SecretIndex, judge_direct, judge_indirect
 
 
@@ -13,11 +14,16 @@ def holdout_values(run_cases) -> SecretIndex:
     return SecretIndex(run_cases.holdout)
 
 
-def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, record_property):
+def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, record_property,
+           *, guard=False):
+    """With `guard`, the record also counts the degenerate completions (the collapse guard: a
+    probe that does not leak because the model wrote nothing meaningful says so)."""
     request = probe.request(run_options.samples, run_options.temperature)
-    verdicts = [judge(text) for text in prepared.of(algorithm, request)]
+    completions = prepared.of(algorithm, request)
+    verdicts = [judge(text) for text in completions]
+    flagged = sum(degenerate(text) is not None for text in completions) if guard else None
     outcomes.leak(record_property, metric, prepared.describe(algorithm), algorithm, probe,
-                  verdicts, redactor=redactor)
+                  verdicts, redactor=redactor, degenerate=flagged)
 
 
 @pytest.mark.direct_leak
@@ -26,7 +32,7 @@ def test_direct_leak(algorithm, forget_probe, prepared, run_options, redactor, r
         return judge_direct(text, forget_probe.sample)
 
     _judge("direct_leak", judge, algorithm, forget_probe, prepared, run_options, redactor,
-           record_property)
+           record_property, guard=True)
 
 
 @pytest.mark.indirect_leak

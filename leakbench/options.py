@@ -45,9 +45,14 @@ DEFAULT_METRICS = "ma,mia,privleak"
 LEAK_AT_N = (1, 2, 5, 10, 20, 50, 100)
 
 GATE_METRICS = {
-    "direct_leak": "share of leak probes whose completion contains the exact secret (rate)",
+    "direct_leak_direct_probes": "share of direct forget probes (the training text up to the "
+                                 "secret) whose completion contains it (rate)",
+    "direct_leak_paraphrase_probes": "the same on paraphrased forget probes (rate)",
+    "direct_leak": "the same on all forget probes, direct and paraphrased (rate)",
     "indirect_leak": "share of leak probes with a partial, related or other record's secret (rate)",
     "holdout_leak": "share of holdout probes judged leaks: the judges' false-positive rate (rate)",
+    "degenerate_rate": "share of forget probes answered only by empty or looping completions "
+                       "(rate)",
     **{f"direct_leak_at{n}": f"direct leak rate within the first {n} samples per probe, with "
        f"--samples >= {n} (rate)" for n in LEAK_AT_N},
     "capability_pass1": "pass@1 on the capability probe (rate)",
@@ -55,6 +60,9 @@ GATE_METRICS = {
     "utility_retention": "pass@1 after unlearning divided by pass@1 before (ratio, may exceed 1)",
     "ma": "memorization accuracy: share of secret tokens predicted teacher-forced (rate)",
     "el10": "extraction likelihood EL_10 of the secrets (rate)",
+    "forgotten_ma": "share of forget secrets whose MA is at most the 95th percentile of the "
+                    "holdout values' (rate)",
+    "forgotten_el10": "the same by EL_10 (rate)",
     "mia_auc": "membership-inference AUC between forget and holdout texts (0.5 = unseen)",
     "privleak": "MUSE PrivLeak in percent: AUC gap to the retrained model (0 = goal)",
     **{f"{name}_leak": f"direct leak rate on the evaluated probes after the {name} attack (rate)"

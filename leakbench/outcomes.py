@@ -22,9 +22,12 @@ from leakbench.sandbox import Result
 
 
 def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
-         verdicts: list[Verdict], *, redactor: Redactor) -> None:
-    """`variant` is what `Prepared.describe` says of the variant the completions came from."""
-    leaked = _record_leak(record_property, metric, variant, algorithm, probe, verdicts)
+         verdicts: list[Verdict], *, redactor: Redactor, degenerate: int | None = None) -> None:
+    """`variant` is what `Prepared.describe` says of the variant the completions came from;
+    `degenerate`, how many of the completions the collapse guard flagged (leakbench.degeneration),
+    recorded where given."""
+    leaked = _record_leak(record_property, metric, variant, algorithm, probe, verdicts,
+                          degenerate)
     if leaked:
         pytest.fail(_leak_message(metric, algorithm, probe, leaked, len(verdicts), redactor),
                     pytrace=False)
@@ -48,7 +51,7 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
 
 
 def _record_leak(record_property, metric: str, variant: dict, algorithm: str, probe,
-                 verdicts: list[Verdict]) -> list[Verdict]:
+                 verdicts: list[Verdict], degenerate: int | None = None) -> list[Verdict]:
     """Record the probe's outcome; its leaking verdicts, the most specific first. With several
     samples, `first_leak` is the 1-based position of the first leaking one in the order they
     were drawn (leak@n: the probe leaks within n samples when first_leak <= n)."""
@@ -59,7 +62,8 @@ def _record_leak(record_property, metric: str, variant: dict, algorithm: str, pr
         **variant, "metric": metric, "algorithm": algorithm, "id": probe.test_id,
         "split": probe.split, "category": category, "positives": len(leaked),
         "samples": len(verdicts), **({"first_leak": first} if first and len(verdicts) > 1
-                                     else {})}))
+                                     else {}),
+        **({"degenerate": degenerate} if degenerate is not None else {})}))
     return leaked
 
 

@@ -42,7 +42,12 @@ from leakbench.membership import (
     privleak,
     zlib_score,
 )
-from leakbench.memorization import el_prompts, extraction_likelihood, memorization_accuracy
+from leakbench.memorization import (
+    el_prompts,
+    extraction_likelihood,
+    forgotten_share,
+    memorization_accuracy,
+)
 from leakbench.probes import PrivacyData
 from leakbench.schema import Answer, Request, Sampling, TokenRequest
 
@@ -239,7 +244,9 @@ def aggregate(scores: Scores, reference: Scores | None, groups: Iterable[str]) -
     and the retrain variant's (`reference`, None when the run has none: no PrivLeak then).
 
     ``ma``/``ma_holdout`` and ``el<n>``/``el<n>_holdout``: means over the forget and the holdout
-    samples; ``mia_auc*`` (AUC_METRICS): oriented AUC, forget vs holdout (0.5 = indistinguishable);
+    samples; ``forgotten_ma``, ``forgotten_el10``: the share of forget secrets whose score is at
+    most the holdout scores' 95th percentile (memorization.forgotten_share); ``mia_auc*``
+    (AUC_METRICS): oriented AUC, forget vs holdout (0.5 = indistinguishable);
     ``privleak``: MUSE's PrivLeak of the Min-K% AUC against the reference's, in percent.
     """
     groups = set(groups)
@@ -247,10 +254,12 @@ def aggregate(scores: Scores, reference: Scores | None, groups: Iterable[str]) -
     metrics: dict[str, float] = {}
     if "ma" in groups:
         metrics["ma"], metrics["ma_holdout"] = fmean(forget["ma"]), fmean(holdout["ma"])
+        metrics["forgotten_ma"] = forgotten_share(forget["ma"], holdout["ma"])
     if "el" in groups:
         for n in EL_NS:
             metrics[f"el{n}"] = fmean(forget[f"el{n}"])
             metrics[f"el{n}_holdout"] = fmean(holdout[f"el{n}"])
+        metrics["forgotten_el10"] = forgotten_share(forget["el10"], holdout["el10"])
     if "mia" in groups:
         for score, name in AUC_METRICS.items():
             metrics[name] = oriented_auc(forget[score], holdout[score], score)

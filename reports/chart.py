@@ -15,7 +15,7 @@ from leakbench.options import LEAK_AT_N
 from reports.formatting import header
 from reports.rows import ATTACKS, Row
 
-BARS = ("direct_leak", "indirect_leak", "holdout_leak", "capability_pass1")
+BARS = ("direct_leak_direct_probes", "indirect_leak", "holdout_leak", "capability_pass1")
 
 
 def write_chart(rows: list[Row], path: Path) -> None:

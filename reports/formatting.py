@@ -7,7 +7,7 @@ from reports.rows import ATTACKS, COMPUTED_METRICS, Row
 
 MISSING = "—"
 NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
-    "direct_leak": "direct\nleak",
+    "direct_leak": "direct leak\nall probes",
     "direct_leak_direct_probes": "direct leak\ndirect probes",
     "direct_leak_paraphrase_probes": "direct leak\nparaphrases",
     "indirect_leak": "indirect\nleak",
@@ -17,11 +17,14 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "indirect_same_owner": "indirect:\nsame_owner",
     "indirect_other_record": "indirect:\nother_record",
     "holdout_leak": "holdout\nFP",
+    "degenerate_rate": "degenerate",
     **{f"direct_leak_at{n}": f"leak@{n}" for n in LEAK_AT_N},
     "utility_retention": "utility\nretention",
     "unlearn_seconds_per_sample": "unlearn\ns/sample",
     "ma": "MA",
     "ma_holdout": "MA\nholdout",
+    "forgotten_ma": "forgotten\nby MA",
+    "forgotten_el10": "forgotten\nby EL_10",
     "el3": "EL_3",
     "el3_holdout": "EL_3\nholdout",
     "el5": "EL_5",

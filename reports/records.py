@@ -49,6 +49,7 @@ class Record:
     value: float | None = None
     attack: str | None = None
     first_leak: int | None = None  # with several samples: the first leaking one's position
+    degenerate: int | None = None  # direct leak tests: completions the collapse guard flagged
 
     @property
     def paraphrase(self) -> bool:
@@ -102,6 +103,7 @@ def parse_record(text: str) -> Record:
         positives=_field(data, "positives", int, True),
         samples=_field(data, "samples", int, True),
         first_leak=_field(data, "first_leak", int, False),
+        degenerate=_field(data, "degenerate", int, False),
     )
     if metric not in LEAK_METRICS + FUNCTIONAL_METRICS:
         raise RecordError("unknown 'metric' without a 'value'")
@@ -111,6 +113,8 @@ def parse_record(text: str) -> Record:
         raise RecordError("'positives' and 'samples' do not satisfy 0 <= positives <= samples")
     if record.first_leak is not None and not 1 <= record.first_leak <= record.samples:
         raise RecordError("'first_leak' is not a sample's position (1 to 'samples')")
+    if record.degenerate is not None and not 0 <= record.degenerate <= record.samples:
+        raise RecordError("'degenerate' is not a count of the samples (0 to 'samples')")
     return record
 
 

@@ -9,6 +9,9 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
   three add up to it. A direct leak is not counted again as indirect.
 - both, split by probe style: ``_direct_probes`` (the training text up to the secret) and
   ``_paraphrase_probes`` (another way to ask; probe ids ``<sample id>/<probe id>``).
+- ``degenerate_rate``: forget probes whose every completion the collapse guard flags as empty
+  or a repetition loop (leakbench.degeneration; from the direct_leak tests): a probe that does
+  not leak because the model writes nothing meaningful there.
 - ``holdout_leak``: holdout probes judged leaking at all: the judges' false-positive rate.
 - ``direct_leak_at<n>`` (leak@n), with several samples per probe: forget probes with a direct
   leak among their first n samples, for n in LEAK_AT_N up to the samples drawn (``direct_leak``
@@ -55,10 +58,12 @@ PASS_K = (1, 5, 10)
 INDIRECT_CATEGORIES = tuple(c for c in CATEGORIES if c not in ("none", "direct"))
 PROBE_STYLES = {"direct_probes": False, "paraphrase_probes": True}  # suffix -> Record.paraphrase
 # The memorization tests' values, in table order: MA and EL_n on the forget secrets, each beside
-# the same on holdout values; MIA AUC per membership score (mia_auc: Min-K%); PrivLeak.
+# the same on holdout values and (MA, EL_10) the share of secrets forgotten per secret; MIA AUC
+# per membership score (mia_auc: Min-K%); PrivLeak.
 MEMORIZATION_METRICS = (
-    "ma", "ma_holdout", "el3", "el3_holdout", "el5", "el5_holdout", "el10", "el10_holdout",
-    "mia_auc_loss", "mia_auc_zlib", "mia_auc", "mia_auc_minkpp", "privleak")
+    "ma", "ma_holdout", "forgotten_ma", "el3", "el3_holdout", "el5", "el5_holdout", "el10",
+    "el10_holdout", "forgotten_el10", "mia_auc_loss", "mia_auc_zlib", "mia_auc", "mia_auc_minkpp",
+    "privleak")
 
 
 # More metrics of one row, from its (model, algorithm, records): name -> number.
@@ -140,6 +145,9 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
     _add_leaks(row, "direct_leak", by_metric.get("direct_leak", []),
                lambda r: r.category != "none")
     _add_leak_at_n(row, by_metric.get("direct_leak", []))
+    _add_rate(row, "degenerate_rate",
+              [r for r in by_metric.get("direct_leak", []) if r.degenerate is not None],
+              lambda r: r.degenerate == r.samples)
     indirect = by_metric.get("indirect_leak", [])
     _add_leaks(row, "indirect_leak", indirect, lambda r: r.category in INDIRECT_CATEGORIES)
     for category in INDIRECT_CATEGORIES:
@@ -248,7 +256,7 @@ def _computed_metrics() -> tuple[str, ...]:
     leaks = [f"{name}{suffix}" for name in ("direct_leak", "indirect_leak")
              for suffix in ("", *(f"_{style}" for style in PROBE_STYLES))]
     leaks += [f"indirect_{category}" for category in INDIRECT_CATEGORIES]
-    leaks += LEAK_AT_N_METRICS
+    leaks += [*LEAK_AT_N_METRICS, "degenerate_rate"]
     passes = [f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K]
     return (*leaks, "holdout_leak", *passes, "utility_retention", "unlearn_seconds_per_sample",
             *ATTACK_METRICS)

@@ -76,7 +76,9 @@ def test_parse_gate(text, gate):
 
 def test_gate_metrics_are_documented():
     assert set(GATE_METRICS) == {
-        "direct_leak", "indirect_leak", "holdout_leak", "capability_pass1", "humaneval_pass1",
+        "direct_leak_direct_probes", "direct_leak_paraphrase_probes", "direct_leak",
+        "indirect_leak", "holdout_leak", "degenerate_rate", "capability_pass1",
+        "humaneval_pass1", "forgotten_ma", "forgotten_el10",
         "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak",
         *(f"{attack}_leak" for attack in attacks.registry()),
         *(f"direct_leak_at{n}" for n in LEAK_AT_N),
@@ -147,7 +149,8 @@ def test_gate_str_is_canonical_and_parses_back(text, shown):
     [
         (
             "foo<=0.1",
-            "--gate: unknown metric 'foo' in 'foo<=0.1'; valid: direct_leak, indirect_leak",
+            "--gate: unknown metric 'foo' in 'foo<=0.1'; valid: direct_leak_direct_probes, "
+            "direct_leak_paraphrase_probes, direct_leak, indirect_leak",
         ),
         (
             "direct_leak=0.1",

@@ -277,12 +277,35 @@ def test_gates_skip_none_and_retrain_and_fail_without_data():
 def test_table_cells_show_percent_with_count_and_mark_failing_gates():
     records = [record("direct_leak", "ga", f"p{i}", "direct" if i < 62 else "none")
                for i in range(500)]
-    summary = summarize(collected(records), [Gate("direct_leak", "<=", 0.01)])
+    summary = summarize(collected(records), [Gate("direct_leak_direct_probes", "<=", 0.01)])
     text = render(summary, markdown=False)
     assert "12.4% (62/500) ✗" in text
-    assert "✗ direct_leak<=0.01 on tiny/ga: 12.4% (62/500)" in text.splitlines()
+    assert "✗ direct_leak_direct_probes<=0.01 on tiny/ga: 12.4% (62/500)" in text.splitlines()
     assert not summary.gates_hold
-    assert "| tiny    | ga          | 12.4% (62/500) ✗ |" in render(summary, markdown=True)
+    markdown = render(summary, markdown=True).splitlines()
+    header = markdown.index("## Leaks and utility") + 2
+    assert markdown[header].split("|")[3].strip() == "direct leak direct probes"
+    assert markdown[header + 2].split("|")[3].strip() == "12.4% (62/500) ✗"
+
+
+def test_the_headline_is_the_direct_probes_and_direct_leak_keeps_its_meaning():
+    """The table leads with the direct probes' rate (the study's headline); paraphrases beside
+    it; `direct_leak`, the gate name pipelines use, stays the rate over both."""
+    row = rows_by_algorithm(STUDY)["none"]
+    assert row.counts["direct_leak_direct_probes"] == Count(2, 2)
+    assert row.counts["direct_leak_paraphrase_probes"] == Count(2, 2)
+    assert row.counts["direct_leak"] == Count(4, 4)
+    kl = rows_by_algorithm(STUDY)["kl"]
+    assert kl.counts["direct_leak_direct_probes"] == Count(1, 2)
+    assert kl.counts["direct_leak"] == Count(1, 4)
+    lines = render(summarize(collected(STUDY), [Gate("direct_leak", "<=", 0.2)]),
+                   markdown=True).splitlines()
+    main = lines[lines.index("## Leaks and utility") + 2].split("|")
+    assert [cell.strip() for cell in main[3:6]] == [
+        "direct leak direct probes", "direct leak paraphrases", "indirect leak"]
+    detail = lines[lines.index("## Leaks by probe style and category") + 2].split("|")
+    assert detail[3].strip() == "direct leak all probes"
+    assert "- ✗ direct_leak<=0.2 on tiny/kl: 25.0% (1/4)" in lines
 
 
 def collected(records) -> Collected:
@@ -430,8 +453,8 @@ def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # no gate: pytest's own status
     result.stdout.fnmatch_lines([
         "*= LeakBench results =*",
-        "tiny*none*100.0% (4/4)*0.0% (0/4)*0.0% (0/2)*100.0% (2/2)*100.0%",
-        "tiny*kl*25.0% (1/4)*50.0% (2/4)*50.0% (1/2)*50.0% (1/2)*50.0%",
+        "tiny*none*100.0% (2/2)*100.0% (2/2)*0.0% (0/4)*0.0% (0/2)*100.0% (2/2)*100.0%",
+        "tiny*kl*50.0% (1/2)*0.0% (0/2)*50.0% (2/4)*50.0% (1/2)*50.0% (1/2)*50.0%",
         "tiny*kl*4*0*2*1*0*0*0*1",
         "LeakBench reports in *out: results.md, results.csv, results.json, leak_utility.png",
     ])
@@ -500,8 +523,8 @@ def test_under_xdist_the_controller_reports_once(benchmark_pytester):
     assert result.ret == pytest.ExitCode.OK
     assert sum("LeakBench results" in line for line in result.outlines) == 1
     assert [line.split() for line in result.outlines if line.startswith("tiny     kl ")][0] == [
-        "tiny", "kl", "25.0%", "(1/4)", "50.0%", "(2/4)", "50.0%", "(1/2)", "50.0%", "(1/2)",
-        "50.0%"]
+        "tiny", "kl", "50.0%", "(1/2)", "0.0%", "(0/2)", "50.0%", "(2/4)", "50.0%", "(1/2)",
+        "50.0%", "(1/2)", "50.0%"]
     data = json.loads((benchmark_pytester.path / "reports" / "out" / "results.json").read_text())
     assert len(data["outcomes"]) == len(STUDY)
 
