@@ -34,7 +34,7 @@ from typing import Literal
 from algorithms.hparams import TRAINING_SETTINGS, Hyper, load_hparams
 from leakbench.declarations import collect
 
-BUILT_IN = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
+BUILT_IN = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "kl_far", "retrain")
 ENTRY_POINT_GROUP = "leakbench.algorithms"
 LOSS_ARGUMENTS = ("batch_forget", "batch_retain", "model", "reference")
 

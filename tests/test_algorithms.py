@@ -150,6 +150,14 @@ def test_kl_adds_alpha_times_kl_reference_current_on_real_retain_positions():
     assert total.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_kl_far_is_ga_kl_with_the_kl_weighted_ten_times_by_default():
+    total, logged = run_loss("kl_far")
+    assert get("kl_far").constants == {"gamma": 1.0, "alpha": 10.0}
+    assert logged["kl"] == pytest.approx(kl_by_hand(RETAIN), rel=1e-5)
+    expected = -forget_nll_by_hand() + 10.0 * kl_by_hand(RETAIN)
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_npo_against_hand_computed_sequence_log_ratios():
     total, logged = run_loss("npo", gamma=1.0, alpha=0.5, beta=0.1)
     ratios = [sum(target_nlls(Q, e.input_ids)) - sum(target_nlls(P, e.input_ids)) for e in FORGET]
@@ -450,10 +458,10 @@ def test_loop_refuses_what_it_cannot_train():
 
 # --- registry and hyper-parameters ---------------------------------------------------------------
 
-def test_registry_lists_the_eight_algorithms_of_the_command_line():
+def test_registry_lists_the_nine_algorithms_of_the_command_line():
     from leakbench.options import ALGORITHMS
 
-    names = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "retrain")
+    names = ("none", "ga", "gd", "kl", "npo", "simnpo", "selective", "kl_far", "retrain")
     assert tuple(registry()) == BUILT_IN == names == ALGORITHMS
     for algorithm in registry().values():
         assert (algorithm.loss is not None) == (algorithm.kind == "loss")
@@ -482,7 +490,7 @@ def test_each_loss_module_states_its_loss_and_source(name):
 def test_the_readme_algo_row_lists_the_registry():
     row = next(line for line in (ROOT / "README.md").read_text().splitlines()
                if line.startswith("| `--algo` |"))
-    listed = re.findall(r"`([a-z]+)`", row.split("|")[2])
+    listed = re.findall(r"`([a-z_]+)`", row.split("|")[2])
     assert listed == [*BUILT_IN, "all"]
 
 
@@ -531,7 +539,7 @@ DIFFERING_BEFORE = {"gd": {"tiny": {"lr": 5e-5}},
 
 
 @pytest.mark.parametrize("family", BEFORE_REGISTRY)
-@pytest.mark.parametrize("name", BUILT_IN)
+@pytest.mark.parametrize("name", [name for name in BUILT_IN if name != "kl_far"])  # the later one
 def test_resolved_hparams_and_variant_keys_are_those_before_the_registry(family, name):
     expected = {**SHARED_BEFORE, **BEFORE_REGISTRY[family],
                 **DIFFERING_BEFORE.get(name, {}).get(family, {})}
@@ -552,6 +560,10 @@ def test_load_hparams_for_each_family():
     assert load_hparams("tiny", "ga").grad_clip == 1.0
     assert load_hparams("tiny", "ga").stop_forget_nll == 1.0
     assert load_hparams("tiny", "gd").lr == 5e-5 and load_hparams("tiny", "kl").lr == 3e-5
+    far = load_hparams("tiny", "kl_far")  # a late stop decides, at a higher rate
+    assert (far.lr, far.stop_forget_nll, far.epochs, far.constants) == (
+        1e-4, 6.0, 10, {"gamma": 1.0, "alpha": 10.0})
+    assert load_hparams("default", "kl_far").stop_forget_nll == 6.0
     assert load_hparams("micro", "ga").stop_forget_nll is None  # omitted: off
     assert load_hparams("tiny", "none").constants == {}
 

@@ -57,7 +57,8 @@ def test_an_installed_entry_point_joins_the_registry_options_and_hparams(site):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment(site),
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ("['none', 'ga', 'gd', 'kl', 'npo', 'simnpo', 'selective', "
-                                   "'retrain', 'halfga'] ('kl', 'halfga') {'gamma': 0.5} False")
+                                   "'kl_far', 'retrain', 'halfga'] ('kl', 'halfga') "
+                                   "{'gamma': 0.5} False")
 
 
 def test_a_broken_entry_point_is_a_one_line_error_naming_it(site):

@@ -67,7 +67,7 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
     ("argument", "error"),
     [
         ("--algo=ga,foo", ("ERROR: --algo: unknown algorithm 'foo'; valid: none, ga, gd, kl, npo, "
-         "simnpo, selective, retrain, all, or a comma list")),
+         "simnpo, selective, kl_far, retrain, all, or a comma list")),
         ("--model=xyz", ("ERROR: --model: 'xyz' is not a known model (tiny, micro, codegen, "
          "codellama, codeqwen, aixcoder), an existing directory, or a Hugging Face id like "
          "org/name")),
@@ -105,7 +105,7 @@ def test_usage_error_from_the_real_command_line(benchmark_pytester):
     assert [line for line in result.errlines if line.strip()] == [
         (
             "ERROR: --algo: unknown algorithm 'foo'; valid: none, ga, gd, kl, npo, simnpo, "
-            "selective, retrain, all, or a comma list"
+            "selective, kl_far, retrain, all, or a comma list"
         )
     ]
 
