@@ -26,9 +26,10 @@ from leakbench.cases import FORGET_FILE, HOLDOUT_FILE
 ALGORITHMS = tuple(algorithms.registry())  # the registry's order: built-in, then entry points
 DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
 DEFAULT_MODEL = "tiny"
-# The attacks the README's benchmark command fits in its time budget (docs/PERFORMANCE.md,
-# "Attacks"); the others are opt-in with --attacks.
-DEFAULT_ATTACKS = "quant"
+# The attacks every run makes unless told otherwise: quant, and relearn5, the cheapest attack that
+# tells a model that forgot from one that hides (docs/PERFORMANCE.md, "Attacks"); the others are
+# opt-in with --attacks.
+DEFAULT_ATTACKS = "quant,relearn5"
 
 METRIC_GROUPS = {
     "ma": "memorization accuracy of the secrets, teacher-forced (CodeEraser)",

@@ -13,11 +13,16 @@ from pathlib import Path
 
 import pytest
 
+import attacks
+from leakbench.options import DEFAULT_ATTACKS
+
 pytestmark = [pytest.mark.engine, pytest.mark.training]
 
 ROOT = Path(__file__).resolve().parents[1]
-PREPARED = ["build micro", "plant", "unlearn kl", "attack none@quant4", "attack none@quant8",
-            "attack kl@quant4", "attack kl@quant8", "generate"]
+DEFAULT_ATTACKS_RUN = attacks.select(DEFAULT_ATTACKS)
+PREPARED = ["build micro", "plant", "unlearn kl",
+            *(f"attack {algorithm}@{attack}" for algorithm in ("none", "kl")
+              for attack in DEFAULT_ATTACKS_RUN), "generate"]
 LONGEST_SILENCE_S = 5  # what a person waits at most for the next sign of progress
 
 
@@ -91,7 +96,9 @@ def test_small_benchmark_under_xdist_starts_exactly_one_engine(tmp_path):
     assert all(cold[name].get("part_of") == "prepare" for name in PREPARED)
     assert cold["plant"]["steps"] > 0 and cold["plant"]["work"]["tokens"] > 0
     engine_parts = [name for name, record in cold.items() if record.get("part_of") == "generate"]
-    assert engine_parts[0] == "engine start" and len(engine_parts) == 6  # start + 5 weight sets
+    # the start, the planted weights (kl is an adapter on them) and each attacked variant's
+    assert engine_parts[0] == "engine start"
+    assert len(engine_parts) == 2 + 2 * len(DEFAULT_ATTACKS_RUN)
     assert cold["generate"]["cpu_s"] >= sum(cold[name]["cpu_s"] for name in engine_parts)
     assert cold["tests"]["work"]["tests"] > 0
 

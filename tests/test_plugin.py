@@ -168,8 +168,8 @@ def test_help_shows_the_leakbench_group(benchmark_pytester):
         ),
         "--show-secrets",
         "--attacks=ATTACKS attacks applied to every variant before the attack tests probe it, "
-        "'all', 'none' or a comma list of families and settings (default: quant; none with "
-        "--endpoint): ",
+        "'all', 'none' or a comma list of families and settings (default: quant,relearn5; none "
+        "with --endpoint): ",
         *(f"{f.name} = {', '.join(f.settings)}: {f.description}"
           for f in attacks.families().values()),
     ]:
