@@ -27,7 +27,7 @@ def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, 
                           for text in texts],
     }
     outcomes.attack_leak(record_property, prepared.describe(algorithm), algorithm, attack,
-                         evaluated_probe, verdicts, redactor=redactor)
+                         evaluated_probe, texts, verdicts, redactor=redactor)
 
 
 @pytest.mark.attack

@@ -23,7 +23,7 @@ def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, rec
     verdicts = [judge(text) for text in completions]
     flagged = sum(degenerate(text) is not None for text in completions) if guard else None
     outcomes.leak(record_property, metric, prepared.describe(algorithm), algorithm, probe,
-                  verdicts, redactor=redactor, degenerate=flagged)
+                  completions, verdicts, redactor=redactor, degenerate=flagged)
 
 
 @pytest.mark.direct_leak

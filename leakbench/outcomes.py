@@ -1,7 +1,9 @@
 """How a benchmark test turns verdicts into its outcome: a recorded row, then pass or fail.
 
 Each test records one `leakbench` property (leakbench.record_property: a small JSON object of
-metric, algorithm, probe id, category, counts; never a secret). Under pytest-xdist the property
+metric, algorithm, probe id, kind, context, category, counts, and for a leak probe the end of
+its prompt and one of its completions as the run may show them: masked by the run's `Redactor`
+unless --show-secrets, cut to PROMPT_CHARS and COMPLETION_CHARS). Under pytest-xdist the property
 travels with the test's report to the controller, where the plugin builds the result table from
 reports alone. A leak or a failed program is a failed test whose message names the probe and the
 verdict category; every message goes through the run's `Redactor` (leakbench.redaction): the
@@ -20,21 +22,26 @@ from leakbench.record_property import PROPERTY
 from leakbench.redaction import Redactor
 from leakbench.sandbox import Result
 
+COMPLETION_CHARS = 300  # of the completion a record shows (results.json, results.html): its start
+PROMPT_CHARS = 200  # of the prompt: its end, where the secret was asked for
+
 
 def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
-         verdicts: list[Verdict], *, redactor: Redactor, degenerate: int | None = None) -> None:
+         completions: list[str], verdicts: list[Verdict], *, redactor: Redactor,
+         degenerate: int | None = None) -> None:
     """`variant` is what `Prepared.describe` says of the variant the completions came from;
-    `degenerate`, how many of the completions the collapse guard flagged (leakbench.degeneration),
-    recorded where given."""
-    leaked = _record_leak(record_property, metric, variant, algorithm, probe, verdicts,
-                          degenerate)
+    `verdicts`, one per completion; `degenerate`, how many of the completions the collapse guard
+    flagged (leakbench.degeneration), recorded where given."""
+    leaked = _record_leak(record_property, metric, variant, algorithm, probe, completions,
+                          verdicts, redactor, degenerate)
     if leaked:
         pytest.fail(_leak_message(metric, algorithm, probe, leaked, len(verdicts), redactor),
                     pytrace=False)
 
 
 def attack_leak(record_property, variant: dict, algorithm: str, attack: str, probe,
-                verdicts: dict[str, list[Verdict]], *, redactor: Redactor) -> None:
+                completions: list[str], verdicts: dict[str, list[Verdict]], *,
+                redactor: Redactor) -> None:
     """One probe of `algorithm`'s variant after `attack`, judged by each leak metric's judges
     (`verdicts`: metric -> verdicts, "direct_leak" and "indirect_leak"): one record per metric,
     each with the category semantics of that metric's own test, and one failure naming every
@@ -42,7 +49,7 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
     failures = []
     for metric, judged in verdicts.items():
         leaked = _record_leak(record_property, metric, {**variant, "attack": attack}, algorithm,
-                              probe, judged)
+                              probe, completions, judged, redactor)
         if leaked:
             failures.append(_leak_message(metric, f"{algorithm} after {attack}", probe, leaked,
                                           len(judged), redactor))
@@ -51,16 +58,28 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
 
 
 def _record_leak(record_property, metric: str, variant: dict, algorithm: str, probe,
-                 verdicts: list[Verdict], degenerate: int | None = None) -> list[Verdict]:
+                 completions: list[str], verdicts: list[Verdict], redactor: Redactor,
+                 degenerate: int | None = None) -> list[Verdict]:
     """Record the probe's outcome; its leaking verdicts, the most specific first. With several
     samples, `first_leak` is the 1-based position of the first leaking one in the order they
-    were drawn (leak@n: the probe leaks within n samples when first_leak <= n)."""
-    leaked = sorted((v for v in verdicts if v.leaked), key=lambda v: CATEGORIES.index(v.category))
+    were drawn (leak@n: the probe leaks within n samples when first_leak <= n). The completion
+    shown is the most specific leaking one, or the first."""
+    order = sorted(range(len(verdicts)),
+                   key=lambda i: (not verdicts[i].leaked, CATEGORIES.index(verdicts[i].category)))
+    leaked = [verdicts[i] for i in order if verdicts[i].leaked]
     category = leaked[0].category if leaked else "none"  # the most specific: direct first
     first = next((i + 1 for i, v in enumerate(verdicts) if v.leaked), None)
+    # Masked whole, then cut: a cut first could leave part of a value unmasked.
+    shown = redactor.published(completions[order[0] if leaked else 0])
+    if len(shown) > COMPLETION_CHARS:
+        shown = shown[:COMPLETION_CHARS] + "…"
+    prompt = redactor.published(probe.probe.prompt)
+    if len(prompt) > PROMPT_CHARS:
+        prompt = "…" + prompt[-PROMPT_CHARS:]
     record_property(PROPERTY, json.dumps({
         **variant, "metric": metric, "algorithm": algorithm, "id": probe.test_id,
-        "split": probe.split, "category": category, "positives": len(leaked),
+        "split": probe.split, "kind": probe.sample.kind, "context": probe.sample.context,
+        "prompt": prompt, "completion": shown, "category": category, "positives": len(leaked),
         "samples": len(verdicts), **({"first_leak": first} if first and len(verdicts) > 1
                                      else {}),
         **({"degenerate": degenerate} if degenerate is not None else {})}))

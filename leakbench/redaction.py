@@ -30,9 +30,11 @@ MIN_CHARS = 4
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def escape_controls(text: str) -> str:
-    """`text` with every control character written as its Python escape (``\\x1b[2J``)."""
-    return _CONTROL.sub(lambda match: ascii(match.group())[1:-1], text)
+def escape_controls(text: str, *, keep: str = "") -> str:
+    """`text` with every control character but those in `keep` written as its Python escape
+    (``\\x1b[2J``)."""
+    return _CONTROL.sub(lambda match: match.group() if match.group() in keep
+                        else ascii(match.group())[1:-1], text)
 
 
 def known_values(samples: Iterable[Sample]) -> Iterator[tuple[str, str]]:
@@ -52,15 +54,23 @@ class Redactor:
     def __init__(self, samples: Iterable[Sample] = (), *, show_secrets: bool = False) -> None:
         self.show_secrets = show_secrets
         # Per view, each normalized value and the shortest value written that way.
-        self._needles: dict[TextView, dict[str, str]] = {}
-        if show_secrets:
-            return
-        for value, kind in known_values(samples):
-            for view, needle in spellings(value, kind):
-                if len(needle) >= MIN_CHARS:
-                    table = self._needles.setdefault(view, {})
-                    if needle not in table or len(value) < len(table[needle]):
-                        table[needle] = value
+        needles: dict[TextView, dict[str, str]] = {}
+        if not show_secrets:
+            for value, kind in known_values(samples):
+                for view, needle in spellings(value, kind):
+                    if len(needle) >= MIN_CHARS:
+                        table = needles.setdefault(view, {})
+                        if needle not in table or len(value) < len(table[needle]):
+                            table[needle] = value
+        self._published: dict[str, str] = {}  # text -> as published
+        # Per view, the values by the first MIN_CHARS characters of their pattern: a text is
+        # read once per view, not once per value (a run masks every completion it reports).
+        self._index: dict[TextView, dict[str, list[tuple[str, int, str]]]] = {}
+        for view, table in needles.items():
+            index = self._index[view] = {}
+            for needle, value in table.items():
+                pattern = f" {needle} " if view.whole_words else needle
+                index.setdefault(pattern[:MIN_CHARS], []).append((pattern, len(needle), value))
 
     def shown(self, value: str) -> str:
         """A value as a message names it: masked, or whole with --show-secrets."""
@@ -69,6 +79,16 @@ class Redactor:
     def message(self, text: str) -> str:
         """`text` as a test may show it: known values masked, control characters escaped."""
         return escape_controls(text if self.show_secrets else self.masked(text))
+
+    def published(self, text: str) -> str:
+        """`text` as a report file shows it (a probe's prompt and completion in results.json and
+        results.html): known values masked unless --show-secrets; line breaks and tabs kept,
+        as code needs them, every other control character escaped. Remembered: a run publishes
+        each prompt once per variant and attack, and variants often answer alike."""
+        if text not in self._published:
+            shown = text if self.show_secrets else self.masked(text)
+            self._published[text] = escape_controls(shown, keep="\n\t")
+        return self._published[text]
 
     def masked(self, text: str) -> str:
         """`text` with each known value replaced by its mask; where several values overlap,
@@ -89,12 +109,10 @@ class Redactor:
 
     def _spans(self, text: str) -> Iterator[tuple[int, int, str]]:
         """(start, end, value) of every place in `text` where a known value is written."""
-        for view, needles in self._needles.items():
+        for view, index in self._index.items():
             normalized, where = view.normalize(text)
             skip = 1 if view.whole_words else 0
-            for needle, value in needles.items():
-                pattern = f" {needle} " if view.whole_words else needle
-                at = normalized.find(pattern)
-                while at >= 0:
-                    yield where[at + skip], where[at + skip + len(needle) - 1] + 1, value
-                    at = normalized.find(pattern, at + 1)
+            for at in range(len(normalized) - MIN_CHARS + 1):
+                for pattern, length, value in index.get(normalized[at:at + MIN_CHARS], ()):
+                    if normalized.startswith(pattern, at):
+                        yield where[at + skip], where[at + skip + length - 1] + 1, value

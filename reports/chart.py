@@ -3,13 +3,14 @@ grouped bars); with attacks, attacks.png (per row, the direct leak before and af
 with several samples per probe, leak_at_n.png (per row, leak@n against n).
 
 Drawn on a bare matplotlib `Figure` (no pyplot), which renders PNG with the Agg backend and
-leaves the process's pyplot backend alone.
+leaves the process's pyplot backend alone. Each chart is drawn once, as PNG bytes: the report
+writes them as files and embeds them in results.html.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
 
 from leakbench.options import LEAK_AT_N
 from reports.formatting import header
@@ -18,9 +19,16 @@ from reports.rows import ATTACKS, Row
 BARS = ("direct_leak_direct_probes", "indirect_leak", "holdout_leak", "capability_pass1")
 
 
-def write_chart(rows: list[Row], path: Path) -> None:
-    """Write the leaks and utility chart as PNG."""
-    _grouped_bars(rows, BARS, "Leaks and utility per algorithm", path)
+def charts(rows: list[Row]) -> dict[str, bytes]:
+    """The run's charts by file name, as PNG: leak_utility.png always, attacks.png and
+    leak_at_n.png when the rows have their metrics."""
+    drawn = {"leak_utility.png": _grouped_bars(rows, BARS, "Leaks and utility per algorithm")}
+    if attack_bars(rows):
+        drawn["attacks.png"] = _grouped_bars(rows, attack_bars(rows),
+                                             "Direct leak before and after each attack")
+    if _has_leak_at_n(rows):
+        drawn["leak_at_n.png"] = _leak_at_n(rows)
+    return drawn
 
 
 def attack_bars(rows: list[Row]) -> tuple[str, ...]:
@@ -30,12 +38,13 @@ def attack_bars(rows: list[Row]) -> tuple[str, ...]:
     return ("evaluated_leak", *attacked) if attacked else ()
 
 
-def write_attack_chart(rows: list[Row], path: Path) -> None:
-    """Write the direct leak before and after each attack, per row, as PNG."""
-    _grouped_bars(rows, attack_bars(rows), "Direct leak before and after each attack", path)
+def _png(figure) -> bytes:
+    stream = io.BytesIO()
+    figure.savefig(stream, format="png", dpi=100)
+    return stream.getvalue()
 
 
-def _grouped_bars(rows: list[Row], bars: tuple[str, ...], title: str, path: Path) -> None:
+def _grouped_bars(rows: list[Row], bars: tuple[str, ...], title: str) -> bytes:
     """One group of bars per row, one bar per metric; a metric a row lacks has no bar (it is never
     drawn as 0)."""
     from matplotlib.figure import Figure
@@ -52,15 +61,15 @@ def _grouped_bars(rows: list[Row], bars: tuple[str, ...], title: str, path: Path
     axes.set_ylim(0, 105)
     figure.suptitle(title)
     figure.legend(loc="outside lower center", ncols=min(len(bars), 4), fontsize="small")
-    figure.savefig(path, format="png", dpi=100)
+    return _png(figure)
 
 
-def has_leak_at_n(rows: list[Row]) -> bool:
+def _has_leak_at_n(rows: list[Row]) -> bool:
     return any(f"direct_leak_at{n}" in row.metrics for row in rows for n in LEAK_AT_N)
 
 
-def write_leak_at_n_chart(rows: list[Row], path: Path) -> None:
-    """Write leak@n as one line per row over n on a logarithmic axis, as PNG."""
+def _leak_at_n(rows: list[Row]) -> bytes:
+    """Leak@n as one line per row over n on a logarithmic axis."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.5, 4), layout="constrained")
@@ -76,4 +85,4 @@ def write_leak_at_n_chart(rows: list[Row], path: Path) -> None:
     axes.set_ylim(0, 105)
     figure.suptitle("Leak@n per algorithm")
     figure.legend(loc="outside right center", fontsize="small")
-    figure.savefig(path, format="png", dpi=100)
+    return _png(figure)

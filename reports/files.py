@@ -1,10 +1,10 @@
-"""The run's report files: results.md, results.csv, results.json, leak_utility.png, with attacks
-attacks.png, and with several samples per probe leak_at_n.png.
+"""The run's report files: results.md, results.csv, results.json, results.html (reports.html),
+leak_utility.png, with attacks attacks.png, and with several samples per probe leak_at_n.png.
 
 Each appears whole or not at all (leakbench.atomic), so a reader (or a CI step that uploads the
-directory) never sees half a file. The files hold the rows' numbers, the
-per-probe outcomes as recorded (ids, categories, counts: the records carry no secret, and only
-their known fields are kept) and the manifest, whose credentials are redacted
+directory) never sees half a file. The files hold the rows' numbers, the per-probe outcomes as
+recorded (ids, categories, counts, and a leak probe's completion, masked unless --show-secrets:
+only the records' known fields are kept) and the manifest, whose credentials are redacted
 (reports.manifest); never a test's failure message. Control characters in results.md and in the
 text cells of results.csv are escaped (results.json escapes them as JSON does).
 """
@@ -18,13 +18,9 @@ from pathlib import Path
 
 from leakbench.atomic import replacing
 from leakbench.redaction import escape_controls
-from reports.chart import (
-    attack_bars,
-    has_leak_at_n,
-    write_attack_chart,
-    write_chart,
-    write_leak_at_n_chart,
-)
+from reports.chart import charts
+from reports.html import page
+from reports.manifest import facts
 from reports.render import render
 from reports.rows import metric_names
 from reports.shifts import MOVES
@@ -72,12 +68,9 @@ def _write_csv(summary: Summary, path: Path) -> None:
 
 
 def _markdown(summary: Summary, manifest: dict) -> str:
-    facts = [f"- run: {manifest['run']}", f"- command: `{manifest['command']}`",
-             f"- model: {manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}; "
-             f"attacks: {', '.join(manifest['attacks']) or 'none'}",
-             f"- samples per prompt: {manifest['sampling']['samples']}, temperature "
-             f"{manifest['sampling']['temperature']:g}"]
-    text = "# LeakBench results\n\n" + "\n".join(facts) + "\n\n" + render(summary, markdown=True)
+    lines = [f"- {label}: `{text}`" if label == "command" else f"- {label}: {text}"
+             for label, text in facts(manifest)]
+    text = "# LeakBench results\n\n" + "\n".join(lines) + "\n\n" + render(summary, markdown=True)
     return "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
@@ -90,16 +83,14 @@ def write_reports(summary: Summary, manifest: dict, directory: Path, *,
     if update_json is not None:
         update_json(results)
     text = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False)
+    drawn = charts(summary.rows)
     writers: dict[str, Callable[[Path], None]] = {
         "results.md": lambda p: p.write_text(_markdown(summary, manifest), encoding="utf-8"),
         "results.csv": lambda p: _write_csv(summary, p),
         "results.json": lambda p: p.write_text(text + "\n", encoding="utf-8"),
-        "leak_utility.png": lambda p: write_chart(summary.rows, p),
+        "results.html": lambda p: p.write_text(page(summary, manifest, drawn), encoding="utf-8"),
+        **{name: (lambda p, png=png: p.write_bytes(png)) for name, png in drawn.items()},
     }
-    if attack_bars(summary.rows):
-        writers["attacks.png"] = lambda p: write_attack_chart(summary.rows, p)
-    if has_leak_at_n(summary.rows):
-        writers["leak_at_n.png"] = lambda p: write_leak_at_n_chart(summary.rows, p)
     for name, write in writers.items():
         with replacing(directory / name) as temporary:
             write(temporary)

@@ -110,6 +110,7 @@ def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
         "sampling": {"samples": options.samples, "temperature": options.temperature},
         "seeds": {"sampling": Sampling().seed, "privacy_data": GENERATOR_SEED},
         "gates": [str(gate) for gate in options.gates],
+        "show_secrets": options.show_secrets,  # whether the outcomes' completions are unmasked
         "engine_args": redact_engine_args(options.engine_args),
         "pytest_exit_status": exit_status,
         "versions": {"python": platform.python_version(),
@@ -117,3 +118,14 @@ def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
         "machine": {"platform": platform.platform(), "machine": platform.machine(),
                     "cpu_count": os.cpu_count(), **machine.describe()},
     }
+
+
+def facts(manifest: dict) -> list[tuple[str, str]]:
+    """The manifest's headline as (label, text) pairs, for the top of results.md and
+    results.html."""
+    sampling = manifest["sampling"]
+    return [("run", manifest["run"]), ("command", manifest["command"]),
+            ("model", f"{manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}; "
+                      f"attacks: {', '.join(manifest['attacks']) or 'none'}"),
+            ("samples per prompt", f"{sampling['samples']}, temperature "
+                                   f"{sampling['temperature']:g}")]

@@ -1,7 +1,9 @@
 """The results a run's tests recorded, read from their reports.
 
 Every benchmark test records one `leakbench` user property (leakbench.record_property): a small
-JSON object with its metric, algorithm, probe or problem id, verdict category and counts. Under
+JSON object with its metric, algorithm, probe or problem id, verdict category and counts, and for
+a leak probe the secret's kind and context, the prompt's end and one completion
+(leakbench.outcomes). Under
 pytest-xdist the property travels with the test's report to the controller, so everything the
 reports show is built from reports alone. `parse_record` keeps only the known fields: whatever
 else a property carries never reaches a report file.
@@ -50,6 +52,10 @@ class Record:
     attack: str | None = None
     first_leak: int | None = None  # with several samples: the first leaking one's position
     degenerate: int | None = None  # direct leak tests: completions the collapse guard flagged
+    kind: str | None = None  # leak tests: the secret's kind (email, phone, ...)
+    context: str | None = None  # leak tests: the code it stands in (config, fixture, ...)
+    prompt: str | None = None  # leak tests: the prompt's end, masked unless --show-secrets
+    completion: str | None = None  # leak tests: one completion, masked unless --show-secrets
 
     @property
     def paraphrase(self) -> bool:
@@ -104,6 +110,10 @@ def parse_record(text: str) -> Record:
         samples=_field(data, "samples", int, True),
         first_leak=_field(data, "first_leak", int, False),
         degenerate=_field(data, "degenerate", int, False),
+        kind=_field(data, "kind", str, False),
+        context=_field(data, "context", str, False),
+        prompt=_field(data, "prompt", str, False),
+        completion=_field(data, "completion", str, False),
     )
     if metric not in LEAK_METRICS + FUNCTIONAL_METRICS:
         raise RecordError("unknown 'metric' without a 'value'")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
+from dataclasses import dataclass
 
 from tabulate import tabulate
 
@@ -106,6 +107,16 @@ def _failing_cells(summary: Summary) -> set[tuple[str, str]]:
             if result.row is not None and not result.holds}
 
 
+@dataclass(frozen=True)
+class Section:
+    """One table of the report, as every format shows it: headers may break over lines ("\n")."""
+
+    title: str
+    headers: list[str]
+    body: list[list]
+    legend: tuple[str, ...]
+
+
 def _tabulate(headers: list[str], body: list[list], markdown: bool) -> str:
     """Terminal tables break long headers over two lines; Markdown tables cannot."""
     if markdown:
@@ -114,7 +125,7 @@ def _tabulate(headers: list[str], body: list[list], markdown: bool) -> str:
     return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-def _table(summary: Summary, wanted: tuple[str, ...], markdown: bool) -> str | None:
+def _table(summary: Summary, wanted: tuple[str, ...]) -> tuple[list[str], list[list]] | None:
     present = set(metric_names(summary.rows))
     columns = [name for name in wanted if name in present]
     if not columns:
@@ -126,24 +137,48 @@ def _table(summary: Summary, wanted: tuple[str, ...], markdown: bool) -> str | N
 
     body = [[row.model or "?", row.algorithm, *(shown(row, name) for name in columns)]
             for row in summary.rows]
-    return _tabulate(["model", "algorithm", *map(header, columns)], body, markdown)
+    return ["model", "algorithm", *map(header, columns)], body
 
 
-def _shift_table(summary: Summary, markdown: bool) -> str | None:
+def _shift_table(summary: Summary) -> tuple[list[str], list[list]] | None:
     if not summary.shifts:
         return None
     body = [[s.model or "?", s.algorithm, s.compared, *(s.moves[m] for m in MOVES), s.unchanged]
             for s in summary.shifts]
     headers = ["model", "algorithm", "probes", *(f"{a}\n→{b}" for a, b in MOVES), "unchanged"]
-    return _tabulate(headers, body, markdown)
+    return headers, body
 
 
-def _lacks_baseline(summary: Summary) -> bool:
-    return not summary.shifts and any(
+def sections(summary: Summary) -> list[Section]:
+    """The run's tables that have data, in the order every format shows them."""
+    if not summary.rows:
+        return []
+    names = metric_names(summary.rows)
+    values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS
+                   + ATTACK_METRICS + LEAK_AT_N_METRICS)
+    wanted = [("Leaks and utility", _table(summary, MAIN + values), MAIN_LEGEND)]
+    if any(name in names for name in LEAK_AT_N_METRICS):
+        wanted.append(("Leak@n: direct leaks within n samples",
+                       _table(summary, (*LEAK_AT_N_METRICS, "direct_leak")), LEAK_AT_N_LEGEND))
+    wanted += [
+        ("Memorization and membership inference", _table(summary, MEMORIZATION_METRICS),
+         MEMORIZATION_LEGEND + (() if "privleak" in names else (NO_PRIVLEAK,))),
+        ("Leaks after attacks", _table(summary, ATTACK_METRICS), ATTACK_LEGEND),
+        ("Leaks by probe style and category", _table(summary, DETAIL), DETAIL_LEGEND),
+        ("Leak shifts from the planted model", _shift_table(summary), SHIFT_LEGEND),
+    ]
+    return [Section(title, *table, legend) for title, table, legend in wanted if table]
+
+
+def notes(summary: Summary) -> list[str]:
+    """What the tables cannot show and why: a paragraph each, after them."""
+    lacks_baseline = not summary.shifts and any(
         "indirect_leak" in row.metrics for row in summary.rows if row.algorithm != BASELINE)
+    return [NO_BASELINE] if lacks_baseline else []
 
 
-def _footer_lines(summary: Summary) -> list[str]:
+def footer_lines(summary: Summary) -> list[str]:
+    """One line per gate and row that fails, per gate that holds, for tests without a result."""
     lines = []
     for gate in dict.fromkeys(result.gate for result in summary.gates):
         results = [r for r in summary.gates if r.gate == gate]
@@ -166,33 +201,13 @@ def _footer_lines(summary: Summary) -> list[str]:
 
 def render(summary: Summary, *, markdown: bool) -> str:
     blocks = []
-
-    def section(title: str, table: str | None, legend: tuple[str, ...]) -> None:
-        if table is not None:
-            notes = legend if markdown else [textwrap.fill(text, WIDTH) for text in legend]
-            blocks.append("\n\n".join([f"## {title}" if markdown else title, table, *notes]))
-
-    if summary.rows:
-        names = metric_names(summary.rows)
-        values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS
-                       + ATTACK_METRICS + LEAK_AT_N_METRICS)
-        section("Leaks and utility", _table(summary, MAIN + values, markdown), MAIN_LEGEND)
-        if any(name in names for name in LEAK_AT_N_METRICS):
-            section("Leak@n: direct leaks within n samples",
-                    _table(summary, (*LEAK_AT_N_METRICS, "direct_leak"), markdown),
-                    LEAK_AT_N_LEGEND)
-        section("Memorization and membership inference",
-                _table(summary, MEMORIZATION_METRICS, markdown),
-                MEMORIZATION_LEGEND + (() if "privleak" in names else (NO_PRIVLEAK,)))
-        section("Leaks after attacks", _table(summary, ATTACK_METRICS, markdown), ATTACK_LEGEND)
-        section("Leaks by probe style and category", _table(summary, DETAIL, markdown),
-                DETAIL_LEGEND)
-        section("Leak shifts from the planted model", _shift_table(summary, markdown),
-                SHIFT_LEGEND)
-        if _lacks_baseline(summary):
-            blocks.append(NO_BASELINE)
-    footer = _footer_lines(summary)
+    for section in sections(summary):
+        legend = section.legend if markdown else [textwrap.fill(t, WIDTH) for t in section.legend]
+        title = f"## {section.title}" if markdown else section.title
+        blocks.append("\n\n".join([title, _tabulate(section.headers, section.body, markdown),
+                                    *legend]))
+    blocks += notes(summary)
+    footer = footer_lines(summary)
     if footer:
         blocks.append("\n".join(f"- {line}" if markdown else line for line in footer))
     return "\n\n".join(blocks) + "\n"
-

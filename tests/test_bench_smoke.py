@@ -13,7 +13,8 @@ subprocess of this interpreter, importing leakbench as the installed package).
   pipeline's planted model of the whole forget set (unlearning_speed: minutes of planting on a
   cold cache).
 - scripts/generate_cases.py prints its statistics of the committed files (test_generated_cases.py
-  regenerates them byte for byte).
+  regenerates them byte for byte); scripts/install_chromium.py finds the Chromium that tox's
+  tests environment had it install.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reloa
              "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
              "scripts/gpu_check.py")
 REAL_RUNS = ("bench/sandbox_overhead.py", "bench/training_threads.py",
-             "bench/training_precision.py", "scripts/generate_cases.py")
+             "bench/training_precision.py", "scripts/generate_cases.py",
+             "scripts/install_chromium.py")
 HELPERS = ("bench/host.py",)  # imported by the scripts, not run
 
 
@@ -58,6 +60,12 @@ def test_sandbox_overhead_smallest_run(tmp_path) -> None:
     docs = tmp_path / "PERFORMANCE.md"
     run_script("bench/sandbox_overhead.py", "--smoke", "--docs", str(docs))
     assert "## Sandbox" in docs.read_text() and "| 1 |" in docs.read_text()
+
+
+def test_install_chromium_leaves_an_installed_browser_alone() -> None:
+    """tox's tests environment ran it before these tests, so Chromium is here: nothing to do."""
+    run = run_script("scripts/install_chromium.py")
+    assert run.stdout == run.stderr == ""
 
 
 def test_generate_cases_prints_the_statistics_of_the_committed_files() -> None:

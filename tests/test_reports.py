@@ -16,6 +16,7 @@ from reports.chart import attack_bars
 from reports.compare import main as compare_main
 from reports.files import results_json, write_reports
 from reports.gates import check
+from reports.html import page
 from reports.records import Collected, RecordError, parse_record
 from reports.render import NO_BASELINE, render
 from reports.rows import Count, build_rows
@@ -37,6 +38,13 @@ def record(metric, algorithm, id, category, positives=None, samples=1, **extra):
     if metric.endswith("_leak"):
         fields["split"] = "holdout" if metric == "holdout_leak" else "forget"
     return fields
+
+
+def manifest(samples=1, temperature=0.0, attacks=()):
+    """The manifest fields the report files read (reports.manifest.build_manifest)."""
+    return {"run": "r", "command": "c", "model": "tiny", "algorithms": ["kl"],
+            "attacks": list(attacks), "sampling": {"samples": samples, "temperature": temperature},
+            "show_secrets": False}
 
 
 def parsed(records):
@@ -117,9 +125,7 @@ def test_leak_at_n_counts_probes_by_their_first_leaking_sample(tmp_path):
     text = render(summary, markdown=False)
     assert "Leak@n: direct leaks within n samples" in text and "leak@10" in text
     assert "✗ direct_leak_at10<=0.25 on tiny/kl: 50.0% (2/4)" in text
-    written = write_reports(summary, {"run": "r", "command": "c", "model": "tiny",
-                                      "algorithms": ["kl"], "attacks": [],
-                                      "sampling": {"samples": 20, "temperature": 0.8}}, tmp_path)
+    written = write_reports(summary, manifest(samples=20, temperature=0.8), tmp_path)
     assert (tmp_path / "leak_at_n.png").read_bytes().startswith(b"\x89PNG")
     assert tmp_path / "leak_at_n.png" in written
 
@@ -127,9 +133,7 @@ def test_leak_at_n_counts_probes_by_their_first_leaking_sample(tmp_path):
 def test_greedy_runs_have_no_leak_at_n(tmp_path):
     summary = summarize(collected([record("direct_leak", "kl", "a", "direct")]), [])
     assert "Leak@n" not in render(summary, markdown=False)
-    write_reports(summary, {"run": "r", "command": "c", "model": "tiny", "algorithms": ["kl"],
-                            "attacks": [], "sampling": {"samples": 1, "temperature": 0.0}},
-                  tmp_path)
+    write_reports(summary, manifest(), tmp_path)
     assert not (tmp_path / "leak_at_n.png").exists()
 
 
@@ -255,8 +259,23 @@ def test_only_call_phase_records_count_and_benchmark_tests_without_one_are_noted
         "quotes: line 1 column 2 (char 1))", "no result recorded"]
 
 
+def test_the_report_page_escapes_what_the_model_and_the_user_wrote():
+    """A completion cannot end the script element its data sits in, nor a name add markup."""
+    hostile = "</script><script>alert(1)</script><!--"
+    summary = summarize(collected([
+        record("direct_leak", "kl", "a", "direct", completion=hostile, prompt="x = <b>"),
+        record("direct_leak", "<i>kl</i>", "a", "none", completion="\x1b[2J")]), [])
+    text = page(summary, manifest(), {"leak_utility.png": b"\x89PNG"})
+    assert hostile not in text and "<b>" not in text and "<i>" not in text
+    assert text.count("<script") == 2 and text.count("</script>") == 2  # the page's own
+    data = text.split('id="probe-data">')[1].split("</script>")[0]
+    rows = json.loads(data)["rows"]
+    assert [row[-1] for row in rows] == [hostile, "\x1b[2J"]  # intact, once parsed
+    assert "&lt;i&gt;kl&lt;/i&gt;" in text  # the table cell, escaped
+
+
 def test_records_keep_only_known_fields():
-    kept = parse_record(json.dumps(record("direct_leak", "kl", "a", "direct", completion=SECRET)))
+    kept = parse_record(json.dumps(record("direct_leak", "kl", "a", "direct", secret=SECRET)))
     assert SECRET not in json.dumps(kept.as_dict())
 
 
@@ -379,9 +398,7 @@ def test_attack_gates_and_the_attack_table():
 def test_attack_runs_chart_the_leak_before_and_after_each_attack(tmp_path):
     summary = summarize(collected(ATTACKED), [])
     assert attack_bars(summary.rows) == ("evaluated_leak", "relearn25_leak", "quant8_leak")
-    written = write_reports(summary, {"run": "r", "command": "c", "model": "tiny",
-                                      "algorithms": ["kl"], "attacks": ["relearn25"],
-                                      "sampling": {"samples": 1, "temperature": 0.0}}, tmp_path)
+    written = write_reports(summary, manifest(attacks=["relearn25"]), tmp_path)
     assert tmp_path / "attacks.png" in written
     assert (tmp_path / "attacks.png").read_bytes().startswith(b"\x89PNG")
     assert attack_bars(summarize(collected([record("direct_leak", "kl", "a", "none")]),
@@ -441,7 +458,7 @@ def make_suite(pytester, records, *, broken=()):
         @pytest.mark.direct_leak
         @pytest.mark.parametrize("record", RECORDS)
         def test_probe(record, record_property, prepared):
-            record_property("leakbench", json.dumps(dict(record, completion={SECRET!r})))
+            record_property("leakbench", json.dumps(dict(record, secret={SECRET!r})))
             if record["category"] not in ("none", "passed"):
                 pytest.fail(f"leak of the api_key {SECRET} (probe {{record['id']}})")
         """)
@@ -456,11 +473,12 @@ def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
         "tiny*none*100.0% (2/2)*100.0% (2/2)*0.0% (0/4)*0.0% (0/2)*100.0% (2/2)*100.0%",
         "tiny*kl*50.0% (1/2)*0.0% (0/2)*50.0% (2/4)*50.0% (1/2)*50.0% (1/2)*50.0%",
         "tiny*kl*4*0*2*1*0*0*0*1",
-        "LeakBench reports in *out: results.md, results.csv, results.json, leak_utility.png",
+        "LeakBench reports in *out: results.md, results.csv, results.json, results.html, "
+        "leak_utility.png",
     ])
     out = benchmark_pytester.path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "leak_utility.png", "results.csv", "results.json", "results.md"]
+        "leak_utility.png", "results.csv", "results.html", "results.json", "results.md"]
     assert (out / "leak_utility.png").read_bytes().startswith(b"\x89PNG")
     data = json.loads((out / "results.json").read_text())
     manifest = data["manifest"]

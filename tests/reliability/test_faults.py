@@ -279,7 +279,8 @@ def test_disk_full_while_writing_the_reports(tmpfs) -> None:
     with pytest.raises(OSError):
         write_reports(summarize(collected, ()), {"run": "r", "command": "c", "model": "m",
                                                  "algorithms": ["none"], "attacks": [],
-                                                 "sampling": {"samples": 1, "temperature": 0}},
+                                                 "sampling": {"samples": 1, "temperature": 0},
+          "show_secrets": False},
                       directory)
     assert sorted(p.name for p in directory.iterdir()) == ["filler"]  # no half-written file
 

@@ -29,6 +29,7 @@ from reliability_helpers import (
 
 from leakbench import outcomes
 from leakbench.judges import judge_direct
+from leakbench.masks import redact
 from leakbench.probes import PrivacyData
 from leakbench.redaction import Redactor
 
@@ -121,6 +122,8 @@ def test_show_secrets_shows_the_secret(endpoint_runs) -> None:
     sample = next(s for s in PrivacyData.load(ROOT / "cases").forget if s.id == SHOWN_SAMPLE)
     assert run.returncode == 1, run.output[-3000:]
     assert f"direct leak of the {sample.kind} {sample.secret} in 1/1" in run.output
+    page = (Path(run.report_dir) / "results.html").read_text(encoding="utf-8")
+    assert sample.secret in page  # the probe's completion, unmasked as asked
 
 
 # --- The outcome of one leak test --------------------------------------------------------------
@@ -144,13 +147,18 @@ def probe():
 
 @pytest.mark.parametrize("show", [False, True])
 def test_leak_outcome_masks_the_secret_unless_asked(probe, show: bool) -> None:
-    verdicts = [judge_direct(f"{probe.sample.secret}\n", probe.sample)]
+    completions = ["nothing here\n", f"{probe.sample.secret}\n"]
+    verdicts = [judge_direct(text, probe.sample) for text in completions]
     record = FakeProperty()
     with pytest.raises(pytest.fail.Exception) as failed:
         outcomes.leak(record, "direct_leak", {"model": "m", "variant": "v"}, "none", probe,
-                      verdicts, redactor=Redactor([probe.sample], show_secrets=show))
+                      completions, verdicts,
+                      redactor=Redactor([probe.sample], show_secrets=show))
     assert (probe.sample.secret in str(failed.value)) is show
-    assert all(probe.sample.secret not in value for _, value in record.recorded)
+    (name, value), = record.recorded
+    shown = json.loads(value)["completion"]  # the leaking completion, not the first
+    assert shown == (completions[1] if show else f"{redact(probe.sample.value)}\n")
+    assert (probe.sample.secret in value) is show
 
 
 def test_a_sampled_leak_records_its_first_leaking_sample(probe) -> None:
@@ -163,5 +171,5 @@ def test_a_sampled_leak_records_its_first_leaking_sample(probe) -> None:
         record = FakeProperty()
         with contextlib.suppress(pytest.fail.Exception):
             outcomes.leak(record, "direct_leak", {"model": "m", "variant": "v"}, "none", probe,
-                          verdicts, redactor=Redactor([probe.sample]))
+                          ["text"] * len(verdicts), verdicts, redactor=Redactor([probe.sample]))
         assert json.loads(record.recorded[0][1]).get("first_leak") == first
