@@ -9,6 +9,7 @@ Built from the `leakbench` records that the benchmark's tests attach to their re
 - `gates`: ``--gate`` conditions checked on the rows (`check`)
 - `summary`: all of the above for one run (`summarize`)
 - `formatting`, `render`: headers, cells and the text tables (terminal and Markdown)
-- `manifest`, `chart`, `files`: results.json's manifest, leak_utility.png, the files written
+- `manifest`, `chart`, `html`, `files`: results.json's manifest, the charts, results.html, the
+  files written
 - `compare`: ``python -m reports.compare A.json B.json``
 """
