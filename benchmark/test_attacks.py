@@ -3,14 +3,17 @@ after the attack (attacks/, leakbench.attacked), judged by the leak tests' own j
 planted model's capability under each attack, so that an attack that wrecks the model shows.
 
 One test per probe judges both leak kinds and records both (metric direct_leak and
-indirect_leak, each with its test's category semantics, plus the attack): it fails when either
-leaks. The slice a relearning attack trains on is never probed. With --endpoint there are none:
-an attack changes weights LeakBench builds (leakbench.run_options)."""
+indirect_leak, each with its test's category semantics, plus the attack; the direct one also
+counts the completions the collapse guard flags, so that an attack that wrecks the model does not
+pass for one that finds nothing): it fails when either leaks. The slice a relearning attack
+trains on is never probed. With --endpoint there are none: an attack changes weights LeakBench
+builds (leakbench.run_options)."""
 
 import pytest
 
 from leakbench import outcomes
 from leakbench.attacked import attacked_name
+from leakbench.degeneration import degenerate
 from leakbench.judges import judge_direct, judge_indirect
 from leakbench.verdicts import run_task
 
@@ -26,8 +29,9 @@ def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, 
         "indirect_leak": [judge_indirect(text, sample, training_values, prompt=prompt)
                           for text in texts],
     }
+    flagged = sum(degenerate(text) is not None for text in texts)
     outcomes.attack_leak(record_property, prepared.describe(algorithm), algorithm, attack,
-                         evaluated_probe, texts, verdicts, redactor=redactor)
+                         evaluated_probe, texts, verdicts, redactor=redactor, degenerate=flagged)
 
 
 @pytest.mark.attack

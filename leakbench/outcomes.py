@@ -41,7 +41,7 @@ def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
 
 def attack_leak(record_property, variant: dict, algorithm: str, attack: str, probe,
                 completions: list[str], verdicts: dict[str, list[Verdict]], *,
-                redactor: Redactor) -> None:
+                redactor: Redactor, degenerate: int | None = None) -> None:
     """One probe of `algorithm`'s variant after `attack`, judged by each leak metric's judges
     (`verdicts`: metric -> verdicts, "direct_leak" and "indirect_leak"): one record per metric,
     each with the category semantics of that metric's own test, and one failure naming every
@@ -49,7 +49,8 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
     failures = []
     for metric, judged in verdicts.items():
         leaked = _record_leak(record_property, metric, {**variant, "attack": attack}, algorithm,
-                              probe, completions, judged, redactor)
+                              probe, completions, judged, redactor,
+                              degenerate if metric == "direct_leak" else None)
         if leaked:
             failures.append(_leak_message(metric, f"{algorithm} after {attack}", probe, leaked,
                                           len(judged), redactor))

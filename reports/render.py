@@ -80,7 +80,8 @@ ATTACK_LEGEND = (
     "evaluated forget probes: those of the owners outside the relearn slice, the same for every "
     "attack. before attack: the row's direct leak on those probes without attack. <attack> "
     "leak: the direct leak after it; recovery: that leak divided by the planted model's (none "
-    "row) before any attack on the same probes; indirect leak: as in the first table. capability "
+    "row) before any attack on the same probes; indirect leak, degenerate: as in the first table "
+    "(a leak that falls because the attack wrecked the model shows as degenerate). capability "
     "pass@k: the planted model's after the attack. worst case leak: the highest leak of the "
     "row's attacks. The none and retrain rows are controls: what the attack finds in a model "
     "that memorized, and what it teaches a model that never saw these owners.",

@@ -15,6 +15,7 @@ from leakbench.passk import pass_at_k
 from reports.chart import attack_bars
 from reports.compare import main as compare_main
 from reports.files import results_json, write_reports
+from reports.formatting import header
 from reports.gates import check
 from reports.html import page
 from reports.records import Collected, RecordError, parse_record
@@ -369,6 +370,20 @@ def test_attack_metrics_per_row_and_the_recovery_against_the_planted_model():
     assert "quant8_leak" not in retrain.metrics
     assert [s.moves[("direct", "indirect")] for s in leak_shifts(parsed(ATTACKED))
             if s.algorithm == "kl"] == [2]  # attack records are no shift
+
+
+def test_an_attack_that_wrecks_the_model_shows_as_degenerate_not_as_forgetting():
+    """kl after quant8 leaks nothing: on probe a because every completion is a loop (degenerate),
+    on b with a meaningful answer; the unattacked degenerate rate keeps its own records."""
+    wrecked = [dict(r, degenerate=int(r["id"] == "a")) if r["metric"] == "direct_leak"
+               and r["algorithm"] == "kl" and r.get("attack") == "quant8" else r
+               for r in ATTACKED] + [record("direct_leak", "kl", "e", "none", degenerate=0)]
+    kl = rows_by_algorithm(wrecked)["kl"]
+    assert kl.counts["quant8_leak"] == Count(0, 2)
+    assert kl.counts["quant8_degenerate_rate"] == Count(1, 2)
+    assert kl.counts["degenerate_rate"] == Count(0, 1)
+    assert "relearn25_degenerate_rate" not in kl.metrics  # its records did not count
+    assert header("quant8_degenerate_rate") == "quant8\ndegenerate"
 
 
 def test_no_recovery_where_the_planted_model_leaked_none_of_the_probes():
