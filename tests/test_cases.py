@@ -55,6 +55,19 @@ def test_readme_example_loads(cases_dir):
     assert [p.id for p in case.probes] == ["direct", "para-0"]
 
 
+def test_readme_formats_load_as_written(cases_dir):
+    """cases/README.md's record per format (Dockerfile, Kubernetes, properties, shell, ...) is a
+    valid case file: every value passes its kind's check where the format puts it."""
+    readme = (REPO / "cases" / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
+    (cases_dir / "acme-formats.yaml").write_text(block)
+    cases = load_case_file(cases_dir / "acme-formats.yaml")
+    assert len({case.context for case in cases}) == len(cases) >= 8
+    assert all(case.text[case.span[0]:case.span[1]] == case.secret for case in cases)
+    unquoted = [case.id for case in cases if case.direct_prompt.endswith(("=", ": ", "= "))]
+    assert len(unquoted) >= 5  # values right after `KEY=` or `key: `, as such files write them
+
+
 def test_jsonl_round_trip(cases_dir):
     case = leak_case(id="acme-email", owner="person-ann", kind="email", text=TEXT, secret=SECRET,
                      owner_values={"name": "Ann Lee"}, probes=['EMAIL="'])
