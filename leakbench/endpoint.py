@@ -3,8 +3,9 @@
 Instead of starting an engine, the run's generator (`Endpoint`) sends the requests to the server's
 `/v1/completions`, many prompts per HTTP request and several HTTP requests at once. A variant is
 addressed by model name: a LoRA adapter the server was started with (`--lora-modules
-kl=/path/to/adapter`) under the algorithm's name, the base model for everything the server does
-not list by that name.
+kl=/path/to/adapter`) under the algorithm's name; the planted model (`none`) is the model of
+that name or else the server's first. An algorithm the server does not serve stops the run with
+one line saying so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from algorithms.none import ALGORITHM as PLANTED
 from leakbench.schema import Request, Sampling, cut_at_stops
 
 PROMPTS_PER_CALL = 32
@@ -43,9 +45,19 @@ def served_models(endpoint: str, timeout_s: float = 30) -> list[str]:
     return [entry["id"] for entry in _call(f"{endpoint}/v1/models", None, timeout_s)["data"]]
 
 
-def model_for(variant: str, served: list[str]) -> str:
-    """The served model that stands for `variant`: its LoRA module if listed, else the base."""
-    return variant if variant in served else served[0]
+def model_for(variant: str, served: list[str], url: str) -> str:
+    """The served model that stands for `variant`: the one of its name (a LoRA module), or for
+    the planted model (`none`) the server's first. Any other variant the server does not serve
+    is an error: probing the base model in its place would report the base's leaks under the
+    algorithm's name."""
+    if variant in served:
+        return variant
+    if variant == PLANTED.name:
+        return served[0]
+    raise EndpointError(
+        f"--algo {variant}: {url} serves no model named {variant!r} (it serves "
+        f"{', '.join(served)}); start the server with --lora-modules {variant}=ADAPTER_DIR, or "
+        f"leave {variant} out of --algo")
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class Endpoint:
         # completions API requires.
         groups: dict[tuple[str, Sampling], list[tuple[str, int]]] = {}
         for variant, variant_requests in requests.items():
-            model = model_for(variant, served)
+            model = model_for(variant, served, url)
             for i, request in enumerate(variant_requests):
                 groups.setdefault((model, request.sampling), []).append((variant, i))
         calls = [(model, sampling, owners[j : j + PROMPTS_PER_CALL])

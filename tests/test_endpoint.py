@@ -70,8 +70,18 @@ def server(cache_dir, tmp_path_factory):
 def test_variants_are_addressed_by_model_name(server):
     served = endpoint.served_models(server)
     assert set(served) == {"none", "kl"}
-    assert endpoint.model_for("kl", served) == "kl"
-    assert endpoint.model_for("gd", served) == served[0]
+    assert endpoint.model_for("kl", served, server) == "kl"
+    assert endpoint.model_for("none", served, server) == "none"
+
+
+def test_an_algorithm_the_server_does_not_serve_is_an_error_not_the_base_model():
+    served = ["codellama/CodeLlama-7b-hf", "kl"]
+    assert endpoint.model_for("none", served, "http://h:8000") == served[0]  # the planted model
+    with pytest.raises(endpoint.EndpointError, match=(
+            r"^--algo gd: http://h:8000 serves no model named 'gd' \(it serves codellama/"
+            r"CodeLlama-7b-hf, kl\); start the server with --lora-modules gd=ADAPTER_DIR, or "
+            r"leave gd out of --algo$")):
+        endpoint.model_for("gd", served, "http://h:8000")
 
 
 @pytest.mark.engine
