@@ -90,6 +90,14 @@ def second_run(micro_runs):
 
 
 @pytest.fixture(scope="session")
+def leaky(endpoint_runs):
+    """The endpoint run whose every forget probe leaks (`endpoint_runs`)."""
+    run = as_run(endpoint_runs["leaky"])
+    assert run.returncode in (0, 1), run.output[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
 def fault_runs(shared: Path, micro_artifacts: dict, micro_runs: dict) -> dict:
     """Faults on one cache that starts as a copy of the first micro run's, with the completion
     shard of the `none` variant corrupted (so `none` must be generated again):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from reliability_helpers import as_run, forget_secrets, secrets_in
+from reliability_helpers import forget_secrets, secrets_in
 
 from reports.records import LEAK_METRICS
 
@@ -28,13 +28,6 @@ BROWSER_FLAGS = ["--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 PAGE = 25  # rows per page of the per-probe view (reports/page.html)
 COUNTER = re.compile(r"(\d+) of (\d+) rows, page (\d+) of (\d+)")
-
-
-@pytest.fixture(scope="module")
-def leaky(endpoint_runs):
-    run = as_run(endpoint_runs["leaky"])
-    assert run.returncode in (0, 1), run.output[-3000:]
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -46,13 +46,6 @@ def secrets() -> set[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def leaky(endpoint_runs):
-    run = as_run(endpoint_runs["leaky"])
-    assert run.returncode in (0, 1), run.output[-3000:]
-    return run
-
-
 def assert_clean(text: str, secrets: set[str], where: str) -> None:
     found = secrets_in(text, secrets)
     assert found == [], f"{len(found)} secrets in {where}, e.g. {found[0][:2]}…"
