@@ -2,7 +2,9 @@
 
 A benchmark test's failure message is printed, written to the junit XML and sent from an xdist
 worker to the controller. It quotes the judges' reasons and a failed program's last line, which
-come from what the model wrote: an attacker's text. `Redactor.message` makes it safe to show:
+come from what the model wrote: an attacker's text. `Redactor.message` makes it safe to show
+(and `Redactor.published` a prompt or completion that a report file holds, with its line breaks
+and tabs kept):
 
 - every value of the run's privacy data (each sample's secret, owner name and owner values, of
   the forget set, the user's case files and the holdout set) is replaced by its mask

@@ -1,7 +1,9 @@
 """LeakBench's reports: the result table of a run, its files, comparisons and release gates.
 
 Built from the `leakbench` records that the benchmark's tests attach to their reports
-(leakbench.record_property), never from the probe data, so no secret can reach a report.
+(leakbench.record_property), never from the probe data: the only text of the model's a record
+holds was masked in the test (leakbench.outcomes), so no secret reaches a report unless the run
+was asked for them (--show-secrets).
 
 - `records`: reading the records off the reports (`Collected`, `Record`)
 - `rows`: one row of numbers per (model, algorithm) (`build_rows`)
