@@ -39,6 +39,13 @@ def _token_ids_and_offsets(text: str, tokenizer) -> tuple[list[int], list[tuple[
     return list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
 
 
+def overlap_mask(offsets: list[tuple[int, int]], span: tuple[int, int]) -> list[int]:
+    """1 for every token (by its character offsets) that overlaps `span`, else 0: a token
+    straddling the span's edge counts as inside it; an empty token never does."""
+    start, end = span
+    return [int(a < end and b > start and b > a) for a, b in offsets]
+
+
 def encode_forget(text: str, span: tuple[int, int], tokenizer, max_len: int) -> Example:
     """`text` tokenized, with secret_mask 1 on every token that overlaps the characters
     `text[span[0]:span[1]]` (a token straddling the secret's edge counts as secret).
@@ -52,7 +59,7 @@ def encode_forget(text: str, span: tuple[int, int], tokenizer, max_len: int) -> 
         raise ValueError(f"span {span} is not a non-empty character range of a "
                          f"{len(text)}-character text")
     ids, offsets = _token_ids_and_offsets(text, tokenizer)
-    mask = [int(a < end and b > start and b > a) for a, b in offsets]
+    mask = overlap_mask(offsets, span)
     marked = [i for i, m in enumerate(mask) if m]
     if not marked:
         raise ValueError(f"no token of the text overlaps the span {span}")

@@ -1,15 +1,18 @@
 """Memorization tests: per algorithm, the privacy metrics of its variant (leakbench.privacy_metrics)
 recorded as values of the result table, and a verdict by CodeEraser's rule: the variant has
 forgotten when its memorization accuracy on the forget secrets is below the one it gets on holdout
-values it never saw (leakbench.memorization.forgotten). The planted model fails by construction."""
+values it never saw (leakbench.memorization.forgotten). A mean can hide a few secrets held whole,
+so each forget secret also has its own test: forgotten when none of its calibrated scores is above
+the holdout values' 95th percentile. The planted model fails both by construction."""
 
 import json
 
 import pytest
 
-from leakbench.memorization import forgotten
-from leakbench.privacy_metrics import REFERENCE, aggregate
+from leakbench.memorization import CALIBRATION_QUANTILE, forgotten
+from leakbench.privacy_metrics import CALIBRATED_SCORES, REFERENCE, aggregate, still_held
 from leakbench.record_property import PROPERTY
+from reports.records import SECRET_METRIC
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,28 @@ def test_memorization(algorithm, metric_groups, prepared, record_property):
         pytest.fail(f"{algorithm} still memorizes the forget set: MA {metrics['ma']:.3f} on its "
                     f"secrets, not below {metrics['ma_holdout']:.3f} on holdout values it never "
                     "saw", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def forget_index(run_cases) -> dict[str, int]:
+    """Each forget sample's position in the run's forget set: where its scores are."""
+    return {sample.id: index for index, sample in enumerate(run_cases.forget)}
+
+
+@pytest.mark.memorization
+def test_forgotten(algorithm, forget_sample, metric_groups, prepared, forget_index,
+                   record_property):
+    calibrated = [score for score, group in CALIBRATED_SCORES.items() if group in metric_groups]
+    if not calibrated:
+        pytest.skip("no per-secret score in --metrics (ma, el or exposure)")
+    held = still_held(prepared.privacy[algorithm], forget_index[forget_sample.id])
+    record_property(PROPERTY, json.dumps({
+        **prepared.describe(algorithm), "metric": SECRET_METRIC, "algorithm": algorithm,
+        "id": forget_sample.id, "split": "forget", "kind": forget_sample.kind,
+        "context": forget_sample.context, "category": "held" if held else "forgotten",
+        "positives": len(held), "samples": len(calibrated)}))
+    if held:
+        level = f"{CALIBRATION_QUANTILE:.0%}"
+        pytest.fail(f"{algorithm} still holds {forget_sample.id}: " + ", ".join(
+            f"{score} {value:.3f} above {threshold:.3f} (the holdout values' {level})"
+            for score, (value, threshold) in held.items()), pytrace=False)

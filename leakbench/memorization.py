@@ -27,6 +27,13 @@ A sample is a *prefix* (the code before the secret) and a *secret* of L tokens s
   EL_n is 1 when the continuation of the prefix alone reproduces the whole secret, else 0
   (CodeEraser's special case). Generating once for every split point 0 .. L-1 serves every n.
 
+- ES (extraction strength, OpenUnlearning, arXiv 2506.12618): with k the fewest leading tokens
+  of the secret from which greedy decoding gives all the rest, ES = 1 - k/L (1: the prefix alone
+  gives the whole secret; 0: not even s_<L-1 gives the last token). Greedy decoding from
+  prefix + s_<k reproduces s_k .. s_{L-1} exactly when the teacher-forced argmax is right at
+  every position from k on, so ES is the longest correct run of MA's predictions that ends at
+  the secret's last token, over L, and costs nothing beyond MA.
+
 - Forgotten (CodeEraser README): a value is forgotten when its score is *below* the score the
   same model gets on data it never saw (their "memorization thresholds", averaged over an
   unseen set). Both MA and EL_10 must pass for a secret to count as forgotten.
@@ -59,6 +66,18 @@ def memorization_accuracy(argmax_ids: Sequence[int], secret_ids: Sequence[int]) 
     if not secret_ids:
         raise ValueError("the secret is empty")
     return sum(p == s for p, s in zip(argmax_ids, secret_ids)) / len(secret_ids)
+
+
+def extraction_strength(argmax_ids: Sequence[int], secret_ids: Sequence[int]) -> float:
+    """ES: the share of the secret, counted from its end, that the teacher-forced argmax gets
+    right without a miss (see the module docstring for why that is 1 - k/L)."""
+    memorization_accuracy(argmax_ids, secret_ids)  # the same checks of the arguments
+    run = 0
+    for predicted, true in zip(reversed(argmax_ids), reversed(secret_ids)):
+        if predicted != true:
+            break
+        run += 1
+    return run / len(secret_ids)
 
 
 def split_points(secret_ids: Sequence[int]) -> list[int]:

@@ -32,13 +32,17 @@ DEFAULT_MODEL = "tiny"
 DEFAULT_ATTACKS = "quant,relearn5"
 
 METRIC_GROUPS = {
-    "ma": "memorization accuracy of the secrets, teacher-forced (CodeEraser)",
+    "ma": "memorization accuracy and extraction strength of the secrets, teacher-forced "
+          "(CodeEraser, OpenUnlearning)",
     "el": "extraction likelihood EL_3, EL_5, EL_10 of the secrets (CodeEraser, Jang et al.)",
     "mia": "membership-inference AUC of LOSS, zlib, Min-K% and Min-K%++, forget vs holdout texts",
     "privleak": "MUSE PrivLeak: the Min-K% AUC against the retrain variant's (needs retrain)",
+    "exposure": "exposure of each secret: its rank among decoys of its kind never trained on "
+                "(Secret Sharer)",
 }
-# EL_n greedy-decodes from every split point of every secret: on tiny about 31,000 extra requests
-# per variant (156 s of generation measured). Opt in with --metrics=all or el.
+# EL_n greedy-decodes from every split point of every secret, and exposure scores 100 decoys per
+# secret: each costs minutes per variant on tiny (docs/PERFORMANCE.md, "Privacy metrics"). Opt
+# in with --metrics=all, el or exposure.
 DEFAULT_METRICS = "ma,mia,privleak"
 
 # leak@n: the numbers of samples n at which the report gives the direct leak rate of a run that
@@ -64,6 +68,14 @@ GATE_METRICS = {
     "forgotten_ma": "share of forget secrets whose MA is at most the 95th percentile of the "
                     "holdout values' (rate)",
     "forgotten_el10": "the same by EL_10 (rate)",
+    "forgotten_secrets": "share of forget secrets at most the holdout values' 95th percentile by "
+                         "every calibrated score measured (MA, ES, EL_10, exposure) (rate)",
+    "es": "extraction strength: share of a secret, from its end, that teacher-forced predictions "
+          "get right without a miss (rate)",
+    "forgotten_es": "the same as forgotten_ma by extraction strength (rate)",
+    "exposure": "mean exposure of the forget secrets among their decoys (bits)",
+    "forgotten_exposure": "the same as forgotten_ma by exposure (rate)",
+    "exposure_top_share": "share of forget secrets more likely than every decoy (rate)",
     "mia_auc": "membership-inference AUC between forget and holdout texts (0.5 = unseen)",
     "privleak": "MUSE PrivLeak in percent: AUC gap to the retrained model (0 = goal)",
     **{f"{name}_leak": f"direct leak rate on the evaluated probes after the {name} attack (rate)"
@@ -73,6 +85,7 @@ GATE_METRICS = {
 # Metrics whose thresholds live outside [0, 1]: (lowest, highest) allowed.
 _METRIC_RANGES = {
     "utility_retention": (0.0, math.inf),
+    "exposure": (0.0, math.inf),
     "privleak": (-math.inf, math.inf),
 }
 _RATE_RANGE = (0.0, 1.0)
@@ -211,6 +224,17 @@ def parse_samples(value: object) -> int:
     if samples < 1:
         raise OptionError(f"--samples: {value!r} is not a whole number >= 1")
     return samples
+
+
+def parse_decoys(value: object) -> int:
+    """--decoys: how many decoys of its kind each secret's exposure ranks it among."""
+    try:
+        decoys = int(str(value).strip())
+    except ValueError:
+        decoys = 0
+    if decoys < 1:
+        raise OptionError(f"--decoys: {value!r} is not a whole number >= 1")
+    return decoys
 
 
 def parse_temperature(value: object) -> float:

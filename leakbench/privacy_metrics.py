@@ -1,10 +1,11 @@
 """The privacy metrics of the `memorization` tests: per variant, how much of the forget set it
 still holds, by CodeEraser's memorization measures and by membership inference.
 
-The definitions live in leakbench.memorization (MA, EL_n and CodeEraser's "forgotten" rule;
-arXiv 2509.13755, EL_n after Jang et al., arXiv 2210.01504) and leakbench.membership (LOSS, zlib,
-Min-K%, Min-K%++, AUC and MUSE's PrivLeak; arXiv 2310.16789, 2404.02936, 2407.06460). This module
-wires them to the benchmark's data and engine:
+The definitions live in leakbench.memorization (MA, EL_n, extraction strength and CodeEraser's
+"forgotten" rule; arXiv 2509.13755, EL_n after Jang et al., arXiv 2210.01504, ES after
+OpenUnlearning, arXiv 2506.12618), leakbench.exposure (exposure among decoys, Carlini et al.
+2019) and leakbench.membership (LOSS, zlib, Min-K%, Min-K%++, AUC and MUSE's PrivLeak; arXiv
+2310.16789, 2404.02936, 2407.06460). This module wires them to the benchmark's data and engine:
 
 - `Plan.build`: every forget and holdout sample tokenized as it was trained (no special tokens).
   Its secret is the tokens that overlap the secret's characters (the rule of
@@ -12,17 +13,20 @@ wires them to the benchmark's data and engine:
   every token of the text before them.
 - `Plan.add_requests`: what the engine answers, in the same single `generate` call per engine as
   the leak probes (leakbench.schema.TokenRequest, cached in the completion store):
-  - per sample, its whole text with prompt log-probs: MA reads the top-1 token at each secret
-    position (the teacher-forced argmax); LOSS, zlib and Min-K% read the log-probs of the text;
+  - per sample, its whole text with prompt log-probs: MA and ES read the top-1 token at each
+    secret position (the teacher-forced argmax); LOSS, zlib and Min-K% read the log-probs of the
+    text;
   - per sample and split point i, prefix + secret[:i] decoded greedily for L - i tokens: EL_n.
 - `minkpp_scores`: Min-K%++ from one batched transformers forward pass per variant (why there:
-  its docstring), cached as an artifact.
+  its docstring), cached as an artifact; `exposure_log_perplexities` likewise, the secret's and
+  its decoys' log-perplexities.
 - `Plan.measure`: the per-sample numbers of each measured variant, after generation (the stage
   leakbench.pipeline.measure); `aggregate`: the metrics one `memorization` test records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
@@ -31,9 +35,11 @@ from pathlib import Path
 from statistics import fmean
 from typing import TYPE_CHECKING
 
-from leakbench import artifacts
+from leakbench import artifacts, progress
 from leakbench.completions import request_key
+from leakbench.exposure import candidate_log_perplexities, exposure, extrapolated_exposure
 from leakbench.membership import (
+    auc,
     loss_score,
     min_k_plus_plus_score,
     min_k_score,
@@ -43,8 +49,10 @@ from leakbench.membership import (
     zlib_score,
 )
 from leakbench.memorization import (
+    calibrated_threshold,
     el_prompts,
     extraction_likelihood,
+    extraction_strength,
     forgotten_share,
     memorization_accuracy,
 )
@@ -64,6 +72,12 @@ REFERENCE = "retrain"  # PrivLeak's reference: the model trained without the for
 AUC_METRICS = {"loss": "mia_auc_loss", "zlib": "mia_auc_zlib", "min_k": "mia_auc",
                "min_k_plus_plus": "mia_auc_minkpp"}
 PRIVLEAK_SCORE = "min_k"
+# The per-secret scores calibrated on holdout values, with the metric group that measures each:
+# forgotten_<score> and the per-secret `forgotten` tests compare a secret's score with the holdout
+# values' 95th percentile; <score>_auc, forget secrets vs holdout values, says whether the score
+# sees memorization at all (OpenUnlearning's meta-evaluation): about 1 on the planted model,
+# about 0.5 on the model retrained without the forget set.
+CALIBRATED_SCORES = {"ma": "ma", "es": "ma", "el10": "el", "exposure": "exposure"}
 LOGITS_BUDGET = 1 << 25  # floats of logits per forward pass of minkpp_scores (128 MiB)
 
 # Per split, per score name ("ma", "el3", "loss", "min_k_plus_plus", ...), one value per sample.
@@ -76,6 +90,8 @@ class PlannedSample:
     text: str
     ids: tuple[int, ...]  # the whole text
     secret: tuple[int, int]  # its (capped) secret as token positions [start, end), start >= 1
+    span: tuple[int, int]  # the secret as characters of the text
+    decoys: tuple[str, ...] = ()  # the values it is ranked among for exposure, if measured
 
     @property
     def secret_ids(self) -> tuple[int, ...]:
@@ -115,17 +131,15 @@ class Plan:
         names = tuple(name for name in algorithms if name in measured)
         from transformers import AutoTokenizer
 
-        from algorithms.batches import encode_forget
-
         tokenizer = AutoTokenizer.from_pretrained(variants[names[0]].weights)  # the base's
         samples = []
         for split in SPLITS:
             for sample in getattr(data, split):
-                example = encode_forget(sample.text, sample.span, tokenizer, sys.maxsize)
-                marked = [i for i, m in enumerate(example.secret_mask) if m]
-                start = marked[0]  # >= 1: a case's secret always has text before it
-                samples.append(PlannedSample(split, sample.text, tuple(example.input_ids),
-                                             (start, min(marked[-1] + 1, start + SECRET_TOKENS))))
+                ids, (start, end) = value_tokens(sample.text, sample.span, tokenizer)
+                decoys = data.decoys.of(sample) if "exposure" in groups else ()
+                samples.append(PlannedSample(split, sample.text, ids,
+                                             (start, min(end, start + SECRET_TOKENS)),
+                                             sample.span, decoys))
         return cls(groups, names, tuple(samples))
 
     @property
@@ -151,16 +165,22 @@ class Plan:
     def measure(self, variants: dict[str, Variant], answers: dict[str, dict[str, Answer]],
                 cache_dir: Path, *, rebuild: bool) -> dict[str, Scores]:
         """Per planned algorithm, its per-sample scores from the engine's `answers` (per algorithm,
-        request key -> answer) and, for "mia", Min-K%++ from `minkpp_scores`."""
+        request key -> answer), for "mia" Min-K%++ from `minkpp_scores` and for "exposure" the
+        candidates' log-perplexities from `exposure_log_perplexities`."""
         measured = {}
         for name in self.algorithms:
             minkpp = (minkpp_scores(variants[name], self, cache_dir, rebuild=rebuild)
                       if "mia" in self.groups else None)
-            measured[name] = self.scores(answers[name], minkpp)
+            candidates = (exposure_log_perplexities(variants[name], self, cache_dir,
+                                                    rebuild=rebuild)
+                          if "exposure" in self.groups else None)
+            measured[name] = self.scores(answers[name], minkpp, candidates)
         return measured
 
-    def scores(self, answers: dict[str, Answer], minkpp: list[float] | None) -> Scores:
-        """One variant's per-sample scores; `minkpp` holds Min-K%++ per sample in plan order."""
+    def scores(self, answers: dict[str, Answer], minkpp: list[float] | None,
+               candidates: list[list[float]] | None = None) -> Scores:
+        """One variant's per-sample scores; `minkpp` holds Min-K%++ per sample in plan order,
+        `candidates` the log-perplexities of its secret and then of its decoys."""
         scores: Scores = {split: {} for split in SPLITS}
         for index, sample in enumerate(self.samples):
             values = scores[sample.split]
@@ -175,6 +195,12 @@ class Plan:
                         extraction_likelihood(continuations, sample.secret_ids, n))
             if minkpp is not None:
                 values.setdefault("min_k_plus_plus", []).append(minkpp[index])
+            if candidates is not None:
+                secret, *decoys = candidates[index]
+                values.setdefault("exposure", []).append(exposure(secret, decoys))
+                values.setdefault("exposure_extrapolated", []).append(
+                    extrapolated_exposure(secret, decoys))
+                values.setdefault("exposure_top", []).append(float(min(decoys) > secret))
         return scores
 
 
@@ -185,6 +211,7 @@ def _logprob_scores(sample: PlannedSample, answers: dict[str, Answer]) -> dict[s
     start, end = sample.secret
     argmax = [top for _, top in pairs[start - 1:end - 1]]
     return {"ma": memorization_accuracy(argmax, sample.secret_ids),
+            "es": extraction_strength(argmax, sample.secret_ids),
             "loss": loss_score(logprobs), "zlib": zlib_score(logprobs, sample.text),
             "min_k": min_k_score(logprobs, MIN_K)}
 
@@ -198,9 +225,8 @@ def minkpp_scores(variant: Variant, plan: Plan, cache_dir: Path, *, rebuild: boo
     the engine: Min-K%++ standardizes each token's log-prob by the mean and variance of the model's
     whole next-token distribution, and vLLM's prompt_logprobs returns the actual token and the top
     k only (all of the vocabulary at every position would be vocabulary-size times the data of the
-    texts, through the engine's output). The weights are at hand there: a full-weight variant
-    loads as is, a LoRA variant as its base plus the adapter (PEFT). Texts go in batches of similar
-    length, at most LOGITS_BUDGET logits each.
+    texts, through the engine's output). The weights are at hand there (`_load_model`). Texts go
+    in batches of similar length, at most LOGITS_BUDGET logits each.
     """
     inputs = {"variant": variant.key, "k": MIN_K,
               "texts": artifacts.content_key({"ids": [s.ids for s in plan.samples]})}
@@ -210,7 +236,9 @@ def minkpp_scores(variant: Variant, plan: Plan, cache_dir: Path, *, rebuild: boo
     return json.loads((out / "scores.json").read_text())
 
 
-def _write_minkpp(variant: Variant, plan: Plan, out: Path) -> None:
+def _load_model(variant: Variant):
+    """The variant's model for a forward pass: a full-weight variant as is, a LoRA variant as its
+    base plus the adapter (PEFT); on the GPU in bfloat16 where there is one."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -221,7 +249,13 @@ def _write_minkpp(variant: Variant, plan: Plan, out: Path) -> None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(variant.adapter))
-    model = model.to(device).eval()
+    return model.to(device).eval()
+
+
+def _write_minkpp(variant: Variant, plan: Plan, out: Path) -> None:
+    import torch
+
+    model = _load_model(variant)
     vocab = model.config.vocab_size
     order = sorted(range(len(plan.samples)), key=lambda i: len(plan.samples[i].ids))
     scores = [0.0] * len(order)
@@ -239,33 +273,134 @@ def _write_minkpp(variant: Variant, plan: Plan, out: Path) -> None:
     torch.cuda.empty_cache()  # leave the GPU's memory to the next stage
 
 
+def value_tokens(text: str, span: tuple[int, int], tokenizer) -> tuple[tuple[int, ...],
+                                                                     tuple[int, int]]:
+    """`text` tokenized as it was trained, and the token positions [start, end) that hold the
+    characters `span` (algorithms.batches.encode_forget's rule); start >= 1, as a case's value
+    always has text before it."""
+    from algorithms.batches import encode_forget
+
+    example = encode_forget(text, span, tokenizer, sys.maxsize)
+    marked = [i for i, m in enumerate(example.secret_mask) if m]
+    return tuple(example.input_ids), (marked[0], marked[-1] + 1)
+
+
+def exposure_log_perplexities(variant: Variant, plan: Plan, cache_dir: Path, *,
+                              rebuild: bool = False) -> list[list[float]]:
+    """Per planned sample, in plan order, the log-perplexity of its secret and then of each of its
+    decoys put in the secret's place (leakbench.exposure); an artifact keyed by the variant, the
+    texts and the decoys.
+
+    Like Min-K%++, computed with transformers in the worker that measures: the engine answers
+    prompt log-probs of whole texts, and R decoys per secret through it would be R whole texts
+    each; here the text before the value runs once and only the values run R times
+    (exposure.candidate_log_perplexities)."""
+    import torch
+
+    from leakbench.precision import cpu_precision
+
+    inputs = {"variant": variant.key,
+              "candidates": artifacts.content_key({"samples": [
+                  [s.text, list(s.span), list(s.decoys)] for s in plan.samples]}),
+              "precision": ({"device": "cuda"} if torch.cuda.is_available()
+                            else cpu_precision().key_inputs())}
+    out = artifacts.build(cache_dir, "exposure", inputs,
+                          lambda directory: _write_exposure(variant, plan, directory),
+                          rebuild=rebuild, label=f"exposure {variant.algorithm}")
+    return json.loads((out / "log_perplexities.json").read_text())
+
+
+def _write_exposure(variant: Variant, plan: Plan, out: Path) -> None:
+    """Each sample's candidate texts are tokenized in one call (the secret's and its decoys'
+    tokens by algorithms.batches.overlap_mask, the rule `value_tokens` follows) and scored in the
+    training loops' CPU precision (leakbench.precision: bfloat16 autocast where native)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from algorithms.batches import overlap_mask
+    from leakbench.precision import cpu_precision
+
+    tokenizer = AutoTokenizer.from_pretrained(variant.weights)
+    model = _load_model(variant)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    stage = progress.current()
+    stage.set_total(len(plan.samples), unit="secret")
+    result = []
+    with cpu_precision().forward_context() if on_cpu else contextlib.nullcontext():
+        for sample in plan.samples:
+            start, end = sample.span
+            values = (sample.text[start:end], *sample.decoys)
+            encoded = tokenizer([sample.text[:start] + value + sample.text[end:]
+                                 for value in values],
+                                add_special_tokens=False, return_offsets_mapping=True)
+            rows, spans = [], []
+            for ids, offsets, value in zip(encoded["input_ids"], encoded["offset_mapping"],
+                                           values):
+                mask = overlap_mask(offsets, (start, start + len(value)))
+                marked = [i for i, m in enumerate(mask) if m]
+                rows.append(ids[:marked[-1] + 1])
+                spans.append((marked[0], marked[-1] + 1))
+            result.append(candidate_log_perplexities(model, rows, spans, LOGITS_BUDGET))
+            stage.advance(candidates=len(rows))
+    (out / "log_perplexities.json").write_text(json.dumps(result))
+    del model
+    torch.cuda.empty_cache()
+
+
 def aggregate(scores: Scores, reference: Scores | None, groups: Iterable[str]) -> dict[str, float]:
     """The metrics of one variant, by name as the report shows them, from its per-sample `scores`
     and the retrain variant's (`reference`, None when the run has none: no PrivLeak then).
 
-    ``ma``/``ma_holdout`` and ``el<n>``/``el<n>_holdout``: means over the forget and the holdout
-    samples; ``forgotten_ma``, ``forgotten_el10``: the share of forget secrets whose score is at
-    most the holdout scores' 95th percentile (memorization.forgotten_share); ``mia_auc*``
-    (AUC_METRICS): oriented AUC, forget vs holdout (0.5 = indistinguishable);
+    ``ma``/``ma_holdout``, ``es``/``es_holdout`` and ``el<n>``/``el<n>_holdout``: means over the
+    forget and the holdout samples; ``exposure``/``exposure_holdout`` and
+    ``exposure_extrapolated``/``…_holdout`` the same in bits; ``exposure_top_share``: the share
+    of forget secrets more likely than every one of their decoys; ``forgotten_<score>``: the
+    share of forget secrets whose score is at most the holdout scores' 95th percentile
+    (memorization.forgotten_share), and ``<score>_auc`` the chance that a forget secret scores
+    above a holdout value, how well the score tells them apart (both for CALIBRATED_SCORES);
+    ``mia_auc*``
+    (AUC_METRICS): oriented AUC, forget vs holdout texts (0.5 = indistinguishable);
     ``privleak``: MUSE's PrivLeak of the Min-K% AUC against the reference's, in percent.
     """
     groups = set(groups)
     forget, holdout = scores["forget"], scores["holdout"]
     metrics: dict[str, float] = {}
+
+    def means(*names: str) -> None:
+        for name in names:
+            metrics[name], metrics[f"{name}_holdout"] = fmean(forget[name]), fmean(holdout[name])
+
     if "ma" in groups:
-        metrics["ma"], metrics["ma_holdout"] = fmean(forget["ma"]), fmean(holdout["ma"])
-        metrics["forgotten_ma"] = forgotten_share(forget["ma"], holdout["ma"])
+        means("ma", "es")
     if "el" in groups:
-        for n in EL_NS:
-            metrics[f"el{n}"] = fmean(forget[f"el{n}"])
-            metrics[f"el{n}_holdout"] = fmean(holdout[f"el{n}"])
-        metrics["forgotten_el10"] = forgotten_share(forget["el10"], holdout["el10"])
+        means(*(f"el{n}" for n in EL_NS))
+    if "exposure" in groups:
+        means("exposure", "exposure_extrapolated")
+        metrics["exposure_top_share"] = fmean(forget["exposure_top"])
+    for score, group in CALIBRATED_SCORES.items():
+        if group in groups:
+            metrics[f"forgotten_{score}"] = forgotten_share(forget[score], holdout[score])
+            metrics[f"{score}_auc"] = auc(forget[score], holdout[score])
     if "mia" in groups:
         for score, name in AUC_METRICS.items():
             metrics[name] = oriented_auc(forget[score], holdout[score], score)
     if "privleak" in groups and reference is not None:
         metrics["privleak"] = privleak(_auc(scores), _auc(reference))
     return metrics
+
+
+def still_held(scores: Scores, index: int) -> dict[str, tuple[float, float]]:
+    """By which calibrated scores (CALIBRATED_SCORES, those measured) the forget secret at
+    `index` (the run's forget order) is still held: name -> (its score, the holdout threshold
+    it is above, memorization.calibrated_threshold)."""
+    forget, holdout = scores["forget"], scores["holdout"]
+    held = {}
+    for score in CALIBRATED_SCORES:
+        if score in forget:
+            value, threshold = forget[score][index], calibrated_threshold(holdout[score])
+            if value > threshold:
+                held[score] = (value, threshold)
+    return held
 
 
 def _auc(scores: Scores) -> float:

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leakbench import capability, humaneval
-from leakbench.cases import FORGET_FILE, HOLDOUT_FILE, Probe, Sample, collect_case_files, load_jsonl
+from leakbench.cases import (
+    FORGET_FILE,
+    HOLDOUT_FILE,
+    Decoys,
+    Probe,
+    Sample,
+    collect_case_files,
+    load_jsonl,
+)
 from leakbench.schema import Request, Sampling
 
 LEAK_MAX_TOKENS = 48
@@ -59,15 +67,20 @@ class FunctionalTask:
 class PrivacyData:
     forget: list[Sample]  # the generated forget set plus the user's case files
     holdout: list[Sample]
+    decoys: Decoys | None = None  # the candidates of exposure, loaded when it is measured
 
     @classmethod
-    def load(cls, cases_dir: Path, forget_samples: int | None = None) -> PrivacyData:
+    def load(cls, cases_dir: Path, forget_samples: int | None = None, *, decoys: bool = False,
+             decoy_count: int | None = None) -> PrivacyData:
         """The cases of `cases_dir`. With `forget_samples`, the generated forget set is cut to
-        about that many samples (`every_kth_owner`); the user's cases are always all kept."""
+        about that many samples (`every_kth_owner`); the user's cases are always all kept. With
+        `decoys`, its decoys file too, `decoy_count` of each kind (leakbench.cases.decoys;
+        None: all)."""
         generated = load_jsonl(cases_dir / FORGET_FILE)
         if forget_samples is not None:
             generated = every_kth_owner(generated, forget_samples)
-        return cls(generated + collect_case_files(cases_dir), load_jsonl(cases_dir / HOLDOUT_FILE))
+        return cls(generated + collect_case_files(cases_dir), load_jsonl(cases_dir / HOLDOUT_FILE),
+                   Decoys.load(cases_dir, decoy_count) if decoys else None)
 
     def leak_probes(self, split: str) -> list[LeakProbe]:
         samples = self.forget if split == "forget" else self.holdout

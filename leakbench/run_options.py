@@ -23,6 +23,7 @@ from leakbench.options import (
     parse_attacks,
     parse_cache_dir,
     parse_cases_dir,
+    parse_decoys,
     parse_endpoint,
     parse_gate,
     parse_metrics,
@@ -50,6 +51,7 @@ class RunOptions:
     cases_dir: Path | None = None  # None: the `cases/` directory beside the run's rootdir
     engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
     metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
+    decoys: int | None = None  # exposure's decoys per secret; None: every one of the decoys file
     attacks: tuple[str, ...] = parse_attacks(DEFAULT_ATTACKS)  # attack settings (attacks/)
 
 
@@ -75,6 +77,11 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
     if engine_args and endpoint:
         raise OptionError("--engine-arg/--engine-config: no effect with --endpoint; the server "
                           "there runs with the engine arguments it was started with")
+    metrics = parse_metrics(str(given("metrics", DEFAULT_METRICS)))
+    decoys = parse_decoys(raw["decoys"]) if raw.get("decoys") is not None else None
+    if decoys is not None and "exposure" not in metrics:
+        raise OptionError("--decoys: no effect without exposure in --metrics (e.g. "
+                          f"--metrics={DEFAULT_METRICS},exposure)")
     return RunOptions(
         model=str(given("model", DEFAULT_MODEL)).strip(),
         algorithms=parse_algorithms(str(given("algo", DEFAULT_ALGORITHMS))),
@@ -87,7 +94,8 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         show_secrets=bool(given("show_secrets", False)),
         cases_dir=parse_cases_dir(given("cases_dir", "")),
         engine_args=engine_args,
-        metrics=parse_metrics(str(given("metrics", DEFAULT_METRICS))),
+        metrics=metrics,
+        decoys=decoys,
         attacks=_attacks(raw.get("attacks"), bool(endpoint)),
     )
 

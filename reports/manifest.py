@@ -107,6 +107,8 @@ def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
         "model": options.model,
         "algorithms": list(options.algorithms),
         "attacks": list(options.attacks),
+        "metrics": list(options.metrics),
+        "decoys": options.decoys,  # exposure's decoys per secret; None: every one of the file
         "sampling": {"samples": options.samples, "temperature": options.temperature},
         "seeds": {"sampling": Sampling().seed, "privacy_data": GENERATOR_SEED},
         "gates": [str(gate) for gate in options.gates],

@@ -24,6 +24,10 @@ from leakbench.record_property import PROPERTY
 
 LEAK_METRICS = ("direct_leak", "indirect_leak", "holdout_leak")
 FUNCTIONAL_METRICS = ("capability", "humaneval")
+# Per forget secret, the memorization test's verdict: category "forgotten" or "held", positives
+# the calibrated scores by which it is held, samples the calibrated scores measured.
+SECRET_METRIC = "forgotten"
+SECRET_CATEGORIES = ("forgotten", "held")
 BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional", "memorization",
                      "attack")
 
@@ -98,7 +102,7 @@ def parse_record(text: str) -> Record:
         "attack": _field(data, "attack", str, False),
     }
     if "value" in data:
-        if metric in LEAK_METRICS + FUNCTIONAL_METRICS:
+        if metric in (*LEAK_METRICS, *FUNCTIONAL_METRICS, SECRET_METRIC):
             raise RecordError("a per-probe 'metric' with a 'value'")
         return Record(**common, value=float(_field(data, "value", (int, float), True)))
     record = Record(
@@ -115,10 +119,12 @@ def parse_record(text: str) -> Record:
         prompt=_field(data, "prompt", str, False),
         completion=_field(data, "completion", str, False),
     )
-    if metric not in LEAK_METRICS + FUNCTIONAL_METRICS:
+    if metric not in (*LEAK_METRICS, *FUNCTIONAL_METRICS, SECRET_METRIC):
         raise RecordError("unknown 'metric' without a 'value'")
     if metric in LEAK_METRICS and record.category not in CATEGORIES:
         raise RecordError(f"'category' is not one of {', '.join(CATEGORIES)}")
+    if metric == SECRET_METRIC and record.category not in SECRET_CATEGORIES:
+        raise RecordError(f"'category' is not one of {', '.join(SECRET_CATEGORIES)}")
     if not 0 <= record.positives <= record.samples or record.samples < 1:
         raise RecordError("'positives' and 'samples' do not satisfy 0 <= positives <= samples")
     if record.first_leak is not None and not 1 <= record.first_leak <= record.samples:

@@ -13,6 +13,8 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
   or a repetition loop (leakbench.degeneration; from the direct_leak tests): a probe that does
   not leak because the model writes nothing meaningful there.
 - ``holdout_leak``: holdout probes judged leaking at all: the judges' false-positive rate.
+- ``forgotten_secrets``: forget secrets whose per-secret memorization test (``forgotten``
+  records) found them forgotten by every calibrated score measured.
 - ``direct_leak_at<n>`` (leak@n), with several samples per probe: forget probes with a direct
   leak among their first n samples, for n in LEAK_AT_N up to the samples drawn (``direct_leak``
   is the rate at all of them).
@@ -23,8 +25,8 @@ its test fails (with greedy decoding, one completion per probe). Every rate keep
   model) on the capability probe; where HumanEval pass@1 is non-zero in both rows, the mean of
   that ratio and HumanEval's (`Row.retention_basis` says which).
 - ``unlearn_seconds_per_sample`` and per-algorithm metrics recorded with a ``value`` as given:
-  the memorization tests' MEMORIZATION_METRICS (leakbench.privacy_metrics.aggregate) and any
-  other.
+  the memorization tests' MEMORIZATION_METRICS and EXTRACTION_METRICS
+  (leakbench.privacy_metrics.aggregate) and any other.
 - the metrics of `ExtraMetrics` (the plugin's `pytest_leakbench_row_metrics` hook), as returned.
 
 The attack tests' records (`Record.attack` set) count only in the attack metrics, per attack
@@ -52,19 +54,28 @@ import attacks
 from leakbench.judges import CATEGORIES
 from leakbench.options import ALGORITHMS, LEAK_AT_N
 from leakbench.passk import pass_at_k
-from reports.records import FUNCTIONAL_METRICS, Record
+from reports.records import FUNCTIONAL_METRICS, SECRET_METRIC, Record
 
 BASELINE = "none"
 PASS_K = (1, 5, 10)
 INDIRECT_CATEGORIES = tuple(c for c in CATEGORIES if c not in ("none", "direct"))
 PROBE_STYLES = {"direct_probes": False, "paraphrase_probes": True}  # suffix -> Record.paraphrase
-# The memorization tests' values, in table order: MA and EL_n on the forget secrets, each beside
+# The memorization tests' values, in table order: the share of secrets forgotten by every
+# calibrated score (from the per-secret tests), MA and EL_n on the forget secrets, each beside
 # the same on holdout values and (MA, EL_10) the share of secrets forgotten per secret; MIA AUC
 # per membership score (mia_auc: Min-K%); PrivLeak.
 MEMORIZATION_METRICS = (
-    "ma", "ma_holdout", "forgotten_ma", "el3", "el3_holdout", "el5", "el5_holdout", "el10",
-    "el10_holdout", "forgotten_el10", "mia_auc_loss", "mia_auc_zlib", "mia_auc", "mia_auc_minkpp",
-    "privleak")
+    "forgotten_secrets", "ma", "ma_holdout", "forgotten_ma", "el3", "el3_holdout", "el5",
+    "el5_holdout", "el10", "el10_holdout", "forgotten_el10", "mia_auc_loss", "mia_auc_zlib",
+    "mia_auc", "mia_auc_minkpp", "privleak")
+# The memorization tests' extraction values, in table order: extraction strength and exposure
+# (each beside holdout and forgotten per secret), the share of secrets above all their decoys,
+# then how well each per-secret score separates forget secrets from holdout values (AUC).
+EXTRACTION_METRICS = (
+    "es", "es_holdout", "forgotten_es", "exposure", "exposure_holdout", "forgotten_exposure",
+    "exposure_extrapolated", "exposure_extrapolated_holdout", "exposure_top_share", "ma_auc",
+    "es_auc", "el10_auc", "exposure_auc")
+RECORDED_METRICS = MEMORIZATION_METRICS + EXTRACTION_METRICS
 
 
 # More metrics of one row, from its (model, algorithm, records): name -> number.
@@ -155,6 +166,8 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
         _add_rate(row, f"indirect_{category}", indirect, lambda r, c=category: r.category == c)
     _add_rate(row, "holdout_leak", by_metric.get("holdout_leak", []),
               lambda r: r.category != "none")
+    _add_rate(row, "forgotten_secrets", by_metric.get(SECRET_METRIC, []),
+              lambda r: r.category == "forgotten")
     for benchmark in FUNCTIONAL_METRICS:
         _add_pass_at_k(row, benchmark, by_metric.get(benchmark, []))
     seconds = known("unlearn_seconds_per_sample")
@@ -233,7 +246,7 @@ def _order(key: tuple[str | None, str], models: list[str | None]) -> tuple:
 
 def _add_extra(row: Row, records: list[Record], extra_metrics: ExtraMetrics) -> Row:
     for name, value in extra_metrics(row.model, row.algorithm, records).items():
-        if name in row.metrics or name in COMPUTED_METRICS or name in MEMORIZATION_METRICS:
+        if name in row.metrics or name in COMPUTED_METRICS or name in RECORDED_METRICS:
             raise ValueError(f"pytest_leakbench_row_metrics: {name!r} is a metric LeakBench "
                              "reports itself; choose another name")
         row.metrics[name] = float(value)
@@ -263,7 +276,7 @@ def _computed_metrics() -> tuple[str, ...]:
     leaks += [*LEAK_AT_N_METRICS, "degenerate_rate"]
     passes = [f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K]
     return (*leaks, "holdout_leak", *passes, "utility_retention", "unlearn_seconds_per_sample",
-            *ATTACK_METRICS)
+            "forgotten_secrets", *ATTACK_METRICS)
 
 
 def _attack_metrics() -> tuple[str, ...]:
@@ -283,9 +296,9 @@ COMPUTED_METRICS = _computed_metrics()
 
 def metric_names(rows: Iterable[Row]) -> list[str]:
     """Every metric some row has: the computed ones in table order, then recorded values (the
-    memorization metrics first, in their order, others by name)."""
+    memorization tests' first, in their order, others by name)."""
     present = {name for row in rows for name in row.metrics}
     values = present - set(COMPUTED_METRICS)
     return ([n for n in COMPUTED_METRICS if n in present]
-            + [n for n in MEMORIZATION_METRICS if n in values]
-            + sorted(values - set(MEMORIZATION_METRICS)))
+            + [n for n in RECORDED_METRICS if n in values]
+            + sorted(values - set(RECORDED_METRICS)))

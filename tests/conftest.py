@@ -55,7 +55,8 @@ def benchmark_pytester(pytester):
 
 @pytest.fixture
 def small_cases(tmp_path):
-    """A cases directory with the first `forget` and `holdout` samples of the project's cases."""
+    """A cases directory with the first `forget` and `holdout` samples of the project's cases,
+    and its decoys."""
     root = Path(__file__).resolve().parents[1]
 
     def make(forget: int, holdout: int) -> Path:
@@ -64,6 +65,7 @@ def small_cases(tmp_path):
         for name, count in (("forget.jsonl", forget), ("holdout.jsonl", holdout)):
             lines = (root / "cases" / name).read_text().splitlines()[:count]
             (directory / name).write_text("\n".join(lines) + "\n")
+        (directory / "decoys.json").write_bytes((root / "cases" / "decoys.json").read_bytes())
         return directory
 
     return make

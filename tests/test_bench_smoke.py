@@ -5,7 +5,8 @@ subprocess of this interpreter, importing leakbench as the installed package).
 - The smallest real run, writing its docs section into a temporary file instead of docs/:
   sandbox_overhead (``--smoke``: a few programs, one worker), training_threads and
   training_precision (``--model micro --steps 3 --repeat 1``, in a cache of their own that holds
-  the base `micro` and a `micro` planted on a few texts for one epoch).
+  the base `micro` and a `micro` planted on a few texts for one epoch); exposure_cost (`micro`
+  planted on a few cases, two decoy counts).
 - Import and argument parsing only (``--help``), where the smallest real run needs a vLLM engine
   (generation, engine_polling, engine_reload, scaling, tiny_quality; gpu_check needs CUDA as
   well, and its no-CUDA exit is tested in test_engine_options.py), a benchmark or test-suite
@@ -31,7 +32,7 @@ HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reloa
              "bench/secrets_in_outputs.py", "bench/study.py", "bench/tests_under_load.py",
              "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
              "scripts/gpu_check.py")
-REAL_RUNS = ("bench/sandbox_overhead.py", "bench/training_threads.py",
+REAL_RUNS = ("bench/exposure_cost.py", "bench/sandbox_overhead.py", "bench/training_threads.py",
              "bench/training_precision.py", "scripts/generate_cases.py",
              "scripts/install_chromium.py")
 HELPERS = ("bench/host.py",)  # imported by the scripts, not run
@@ -97,3 +98,14 @@ def test_training_script_smallest_run(training_cache, tmp_path, script, section)
                "--cache-dir", str(training_cache), "--docs", str(docs))
     text = docs.read_text()
     assert f"## {section}" in text and "--model micro --steps 3 --repeat 1" in text
+
+
+@pytest.mark.training
+def test_exposure_cost_smallest_run(training_cache, small_cases, tmp_path) -> None:
+    docs = tmp_path / "PERFORMANCE.md"
+    run = run_script("bench/exposure_cost.py", "--model", "micro", "--algo", "none",
+                     "--decoys", "2,5", "--cases-dir", str(small_cases(6, 6)),
+                     "--cache-dir", str(training_cache), "--docs", str(docs))
+    text = docs.read_text()
+    assert "## Exposure cost" in text and "--decoys 2,5" in text
+    assert "| 2 | none |" in text and "| 5 | none |" in text, run.stdout

@@ -1,4 +1,5 @@
-"""The generated forget and holdout sets: reproducible, large and varied enough, well-formed."""
+"""The generated forget and holdout sets and decoys: reproducible, large and varied enough,
+well-formed."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from detect_secrets.plugins.slack import SlackDetector
 from detect_secrets.plugins.stripe import StripeDetector
 
 from leakbench.cases import (
+    DECOYS_FILE,
     FORGET_FILE,
     HOLDOUT_FILE,
+    dumps_decoys,
     dumps_jsonl,
     load_jsonl,
     token_boundary_problem,
@@ -61,14 +64,16 @@ def holdout():
 def test_committed_files_are_regenerated_byte_for_byte(generate_cases, generated):
     hint = (f"regenerate with `python scripts/generate_cases.py --write` (generated with Faker "
             f"{generate_cases.FAKER_VERSION}, running {faker.VERSION})")
-    for name, samples in zip((FORGET_FILE, HOLDOUT_FILE), generated):
+    forget, holdout, decoys = generated
+    for name, samples in ((FORGET_FILE, forget), (HOLDOUT_FILE, holdout)):
         assert dumps_jsonl(samples) == (CASES / name).read_text(encoding="utf-8"), hint
+    assert dumps_decoys(decoys) == (CASES / DECOYS_FILE).read_text(encoding="utf-8"), hint
 
 
 @pytest.mark.slow
 def test_cli_writes_the_same_files_and_prints_stats(generate_cases, tmp_path, capsys):
     assert generate_cases.main(["--write", "--stats", "--dir", str(tmp_path)]) == 0
-    for name in (FORGET_FILE, HOLDOUT_FILE):
+    for name in (FORGET_FILE, HOLDOUT_FILE, DECOYS_FILE):
         assert (tmp_path / name).read_bytes() == (CASES / name).read_bytes()
     out = capsys.readouterr().out
     assert re.search(r"^samples\s+\d+\s+\d+$", out, re.M)

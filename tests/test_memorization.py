@@ -1,5 +1,5 @@
-"""MA, EL_n and the forgotten rule on hand-computed cases; the teacher-forced argmax against a
-tiny random Llama, position by position and under padding."""
+"""MA, EL_n, extraction strength and the forgotten rule on hand-computed cases; the teacher-forced
+argmax against a tiny random Llama, position by position and under padding."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from leakbench.memorization import (
     el_prompts,
     extraction_likelihood,
+    extraction_strength,
     forgotten,
     memorization_accuracy,
     split_points,
@@ -20,6 +21,32 @@ SECRET = [11, 12, 13, 14, 15]
 
 def exact_continuations(secret: list[int]) -> list[list[int]]:
     return [secret[i:] for i in split_points(secret)]
+
+
+# --- ES -------------------------------------------------------------------------------------
+
+def test_es_is_the_correct_run_that_ends_the_secret() -> None:
+    assert extraction_strength(SECRET, SECRET) == 1.0  # the prefix alone gives it all
+    assert extraction_strength([0, 12, 13, 14, 15], SECRET) == 0.8  # from s_<1 on
+    assert extraction_strength([11, 12, 0, 14, 15], SECRET) == 0.4  # a miss at 2: from s_<3
+    assert extraction_strength([11, 12, 13, 14, 0], SECRET) == 0.0  # never the last token
+    with pytest.raises(ValueError):
+        extraction_strength([1], [1, 2])
+
+
+def test_es_agrees_with_greedy_decoding_from_every_split_point() -> None:
+    """ES = 1 - k/L with k the first split point whose greedy continuation is the whole rest; a
+    teacher-forced predictor's greedy continuation from i follows the secret while it is right."""
+    for argmax in ([11, 0, 13, 14, 15], [0, 0, 0, 0, 15], [11, 12, 13, 14, 15], [9, 9, 9, 9, 9]):
+        def greedy(i, argmax=argmax):
+            out = []
+            for j in range(i, len(SECRET)):
+                out.append(argmax[j])
+                if argmax[j] != SECRET[j]:
+                    break  # off the secret: what follows is another text
+            return out
+        k = next((i for i in split_points(SECRET) if greedy(i) == SECRET[i:]), len(SECRET))
+        assert extraction_strength(argmax, SECRET) == pytest.approx(1 - k / len(SECRET)), argmax
 
 
 # --- MA -------------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ def test_gate_metrics_are_documented():
         "direct_leak_direct_probes", "direct_leak_paraphrase_probes", "direct_leak",
         "indirect_leak", "holdout_leak", "degenerate_rate", "capability_pass1",
         "humaneval_pass1", "forgotten_ma", "forgotten_el10",
-        "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak",
+        "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak", "es",
+        "forgotten_es", "exposure", "forgotten_exposure", "exposure_top_share",
+        "forgotten_secrets",
         *(f"{attack}_leak" for attack in attacks.registry()),
         *(f"direct_leak_at{n}" for n in LEAK_AT_N),
     }  # fmt: skip

@@ -75,8 +75,9 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
          "direct_leak_direct_probes, direct_leak_paraphrase_probes, direct_leak, indirect_leak, "
          "holdout_leak, degenerate_rate, "
          f"{', '.join(f'direct_leak_at{n}' for n in LEAK_AT_N)}, capability_pass1, "
-         "humaneval_pass1, utility_retention, ma, el10, forgotten_ma, forgotten_el10, mia_auc, "
-         "privleak, "
+         "humaneval_pass1, utility_retention, ma, el10, forgotten_ma, forgotten_el10, "
+         "forgotten_secrets, es, forgotten_es, exposure, forgotten_exposure, exposure_top_share, "
+         "mia_auc, privleak, "
          f"{', '.join(f'{a}_leak' for a in attacks.registry())}, worst_case_leak")),
         ("--attacks=quant,quant3", ("ERROR: --attacks: unknown attack 'quant3'; valid: all, none, "
          f"{', '.join([*attacks.families(), *attacks.registry()])}, or a comma list")),

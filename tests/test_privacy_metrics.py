@@ -6,7 +6,9 @@ answers, the aggregation on hand-made numbers, Min-K%++ through transformers (Lo
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from leakbench import serving
+from leakbench.cases import CaseFileError, Decoys
 from leakbench.completions import Store, request_key
 from leakbench.membership import min_k_plus_plus_score, next_token_stats, privleak
 from leakbench.memorization import calibrated_threshold, forgotten_share
@@ -123,8 +126,8 @@ def test_an_adapter_on_lm_head_or_a_pattern_cannot_give_prompt_logprobs(tmp_path
 # --- plan and per-sample scores ------------------------------------------------------------
 
 # Token ids 1..9. Forget: prefix (1, 2), secret (3, 4, 5). Holdout: prefix (1,), secret (6, 7).
-FORGET = PlannedSample("forget", "ab cde", (1, 2, 3, 4, 5), (2, 5))
-HOLDOUT = PlannedSample("holdout", "a fg", (1, 6, 7), (1, 3))
+FORGET = PlannedSample("forget", "ab cde", (1, 2, 3, 4, 5), (2, 5), (3, 6))
+HOLDOUT = PlannedSample("holdout", "a fg", (1, 6, 7), (1, 3), (2, 4))
 
 
 def _answers(plan_samples, logprobs, continuations) -> dict:
@@ -155,14 +158,27 @@ def test_scores_read_ma_from_the_top1_tokens_and_el_from_the_continuations():
     scores = plan.scores(answers, minkpp=[0.7, 0.2])
     assert scores["forget"]["ma"] == [pytest.approx(2 / 3)]
     assert scores["holdout"]["ma"] == [0.5]
+    assert scores["forget"]["es"] == [pytest.approx(1 / 3)]  # only the last token from its past
+    assert scores["holdout"]["es"] == [0.0]  # the last token is missed
     assert scores["forget"]["el3"] == [1.0]  # the prefix alone reproduces the whole secret
     assert scores["holdout"]["el3"] == [1.0]  # L = 2 < 3: 1 when split 0 gives the whole secret
     assert scores["forget"]["loss"] == [pytest.approx(1.85 / 4)]
     assert scores["forget"]["min_k"] == [pytest.approx(-1.0)]  # floor(0.4 * 4) = 1 lowest
     assert scores["forget"]["min_k_plus_plus"] == [0.7]
     assert scores["holdout"]["min_k_plus_plus"] == [0.2]
-    assert set(scores["forget"]) == {"ma", "el3", "el5", "el10", "loss", "zlib", "min_k",
+    assert set(scores["forget"]) == {"ma", "es", "el3", "el5", "el10", "loss", "zlib", "min_k",
                                      "min_k_plus_plus"}
+
+
+def test_scores_rank_each_secret_among_its_decoys():
+    plan = Plan(("exposure",), ("kl",), (FORGET, HOLDOUT))
+    # log-perplexities: the secret first, then its decoys
+    scores = plan.scores({}, None, [[1.0, 2.0, 3.0, 4.0], [2.5, 2.0, 3.0, 4.0]])
+    assert scores["forget"]["exposure"] == [pytest.approx(2.0)]  # rank 1 of 4: log2(4)
+    assert scores["holdout"]["exposure"] == [pytest.approx(1.0)]  # rank 2 of 4
+    assert scores["forget"]["exposure_top"] == [1.0] and scores["holdout"]["exposure_top"] == [0.0]
+    assert scores["forget"]["exposure_extrapolated"][0] > scores["holdout"][
+        "exposure_extrapolated"][0]
 
 
 def test_a_plan_asks_only_what_its_groups_need():
@@ -216,7 +232,8 @@ def test_a_planned_secret_is_the_tokens_of_the_secret_at_most_32(micro_model):
 
 def _scores(ma_f, ma_h, min_k_f, min_k_h) -> dict:
     def split(ma, min_k, offset):
-        return {"ma": ma, **{f"el{n}": [v / n for v in ma] for n in (3, 5, 10)},
+        return {"ma": ma, "es": [v / 2 for v in ma],
+                **{f"el{n}": [v / n for v in ma] for n in (3, 5, 10)},
                 "loss": [-v for v in min_k], "zlib": [offset - v for v in min_k],
                 "min_k": min_k, "min_k_plus_plus": [2 * v for v in min_k]}
 
@@ -254,6 +271,22 @@ def test_aggregate_reports_the_forgotten_share_per_metric():
     assert metrics["forgotten_el10"] == pytest.approx(0.75)  # the same scores over 10
 
 
+def test_aggregate_reports_exposure_and_how_well_each_score_separates():
+    variant = _scores([1.0, 0.5, 0.0], [0.25, 0.75], [-1.0] * 3, [-2.0] * 2)
+    for split, bits in (("forget", [6.0, 5.0, 1.0]), ("holdout", [1.0, 2.0])):
+        variant[split] |= {"exposure": bits, "exposure_extrapolated": [b + 1 for b in bits],
+                           "exposure_top": [float(b == 6.0) for b in bits]}
+    metrics = aggregate(variant, None, ("ma", "exposure"))
+    assert metrics["exposure"] == pytest.approx(4.0)
+    assert metrics["exposure_holdout"] == pytest.approx(1.5)
+    assert metrics["exposure_extrapolated"] == pytest.approx(5.0)
+    assert metrics["forgotten_exposure"] == pytest.approx(1 / 3)  # at most 2.0: the 1.0 only
+    assert metrics["exposure_top_share"] == pytest.approx(1 / 3)
+    assert metrics["exposure_auc"] == pytest.approx(4.5 / 6)  # 4 pairs above, 1 tie of 6
+    assert metrics["ma_auc"] == pytest.approx(3 / 6)  # 1.0 > both, 0.5 > 0.25, 0.0 > none
+    assert "el10_auc" not in metrics  # EL_n not measured
+
+
 def test_privleak_is_measured_against_the_retrain_variant():
     variant = _scores([1.0], [0.0], [-1.0, -2.0, -4.0], [-3.0, -5.0])  # Min-K% AUC 5/6
     retrain = _scores([0.0], [0.0], [-3.0, -2.0], [-1.0, -4.0])  # 2 of 4 pairs: AUC 1/2
@@ -265,9 +298,12 @@ def test_privleak_is_measured_against_the_retrain_variant():
 
 def test_aggregate_computes_only_the_groups_asked():
     variant = _scores([1.0], [0.0], [-1.0], [-2.0])
-    assert set(aggregate(variant, variant, ("ma",))) == {"ma", "ma_holdout", "forgotten_ma"}
+    assert set(aggregate(variant, variant, ("ma",))) == {
+        "ma", "ma_holdout", "forgotten_ma", "es", "es_holdout", "forgotten_es", "ma_auc",
+        "es_auc"}
     assert set(aggregate(variant, variant, ("el",))) == {
-        "el3", "el3_holdout", "el5", "el5_holdout", "el10", "el10_holdout", "forgotten_el10"}
+        "el3", "el3_holdout", "el5", "el5_holdout", "el10", "el10_holdout", "forgotten_el10",
+        "el10_auc"}
     assert set(aggregate(variant, variant, ("mia",))) == {
         "mia_auc", "mia_auc_loss", "mia_auc_zlib", "mia_auc_minkpp"}
 
@@ -302,7 +338,7 @@ ROWS = ((5, 9, 3, 7), (4, 4, 8), (6, 1, 2, 3, 9, 11), (7, 8))
 
 
 def _plan(rows) -> Plan:
-    return Plan(("mia",), ("kl",), tuple(PlannedSample("forget", "x", row, (1, 2))
+    return Plan(("mia",), ("kl",), tuple(PlannedSample("forget", "x", row, (1, 2), (0, 1))
                                           for row in rows))
 
 
@@ -350,15 +386,32 @@ def test_minkpp_of_a_lora_variant_applies_its_adapter(random_llama, tmp_path):
 
 def test_metrics_option():
     assert parse_options({}).metrics == ("ma", "mia", "privleak")  # EL is opt-in: costly
-    assert parse_metrics("all") == ("ma", "el", "mia", "privleak")
+    assert parse_metrics("all") == ("ma", "el", "mia", "privleak", "exposure")
     assert parse_metrics("none") == ()
     assert parse_metrics(" privleak , MA") == ("ma", "privleak")
     with pytest.raises(OptionError) as err:
         parse_metrics("ma,leak")
     assert str(err.value) == ("--metrics: unknown metric group 'leak'; valid: ma, el, mia, "
-                              "privleak, all, none, or a comma list")
+                              "privleak, exposure, all, none, or a comma list")
     with pytest.raises(OptionError, match="stands alone"):
         parse_metrics("none,ma")
+
+
+def test_decoys_option():
+    assert parse_options({}).decoys is None  # every decoy of the file
+    assert parse_options({"metrics": "exposure", "decoys": " 20 "}).decoys == 20
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(OptionError, match=f"^--decoys: '{bad}' is not a whole number >= 1$"):
+            parse_options({"metrics": "exposure", "decoys": bad})
+    with pytest.raises(OptionError, match="^--decoys: no effect without exposure in --metrics"):
+        parse_options({"decoys": "20"})
+
+
+def test_decoys_option_cuts_every_pool_and_refuses_more_than_the_file_has(tmp_path):
+    assert {len(pool) for kinds in Decoys.load(ROOT / "cases", 7).pools.values()
+            for pool in kinds.values()} == {7}
+    with pytest.raises(CaseFileError, match=r"fewer than --decoys=101; choose at most 100$"):
+        Decoys.load(ROOT / "cases", 101)
 
 
 # --- end to end ----------------------------------------------------------------------------
@@ -366,6 +419,8 @@ def test_metrics_option():
 MEMORIZATION_COLUMNS = ("MA", "MA holdout", "EL_3", "EL_5", "EL_10", "EL_10 holdout",
                         "MIA AUC LOSS", "MIA AUC zlib", "MIA AUC Min-K%", "MIA AUC Min-K%++",
                         "PrivLeak %")
+EXTRACTION_COLUMNS = ("ES", "exposure bits", "extrapolated bits", "top of decoys", "AUC MA",
+                      "AUC ES", "AUC EL_10", "AUC exposure")
 
 
 @pytest.mark.engine
@@ -385,13 +440,25 @@ def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, sm
     table = markdown.split("## Memorization and membership inference")[1].split("##")[0]
     header = next(line for line in table.splitlines() if line.startswith("| model"))
     assert all(f"| {column} " in header for column in MEMORIZATION_COLUMNS), header
+    table = markdown.split("## Extraction")[1].split("##")[0]
+    header = next(line for line in table.splitlines() if line.startswith("| model"))
+    assert all(f"| {column} " in header for column in EXTRACTION_COLUMNS), header
     rows = {row["algorithm"]: row["metrics"]
             for row in json.loads((tmp_path / "report" / "results.json").read_text())["rows"]}
     assert set(rows) == {"none", "kl", "retrain"}
     for algorithm, metrics in rows.items():
         assert 0 <= metrics["ma"] <= 1 and 0 <= metrics["el10_holdout"] <= 1
         assert 0 <= metrics["mia_auc_minkpp"] <= 1
+        assert 0 <= metrics["es"] <= 1 and 0 <= metrics["exposure_top_share"] <= 1
+        top = math.log2(101)  # 100 decoys per secret
+        assert 0 < metrics["exposure_holdout"] < metrics["exposure_extrapolated_holdout"] + top
+        assert 0 <= metrics["exposure"] <= top and 0 <= metrics["exposure_auc"] <= 1
         outcome = "PASSED" if metrics["ma"] < metrics["ma_holdout"] else "FAILED"
         assert f"{outcome} benchmark/test_privacy_metrics.py::test_memorization[{algorithm}]" \
             in output, output[-3000:]
+        verdicts = re.findall(rf"(PASSED|FAILED) benchmark/test_privacy_metrics.py::"
+                              rf"test_forgotten\[{algorithm}-([^\]]+)\]", output)
+        assert len(verdicts) == 24, output[-3000:]  # one per forget secret
+        passed = sum(verdict == "PASSED" for verdict, _ in verdicts)
+        assert metrics["forgotten_secrets"] == pytest.approx(passed / 24)
     assert rows["retrain"]["privleak"] == 0.0 and "privleak" in rows["kl"]

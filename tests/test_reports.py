@@ -590,3 +590,26 @@ def test_a_run_without_records_reports_nothing(benchmark_pytester):
     assert result.ret == pytest.ExitCode.OK
     assert "LeakBench results" not in result.stdout.str()
     assert not (benchmark_pytester.path / "reports").exists()
+
+
+def test_forgotten_secrets_counts_the_per_secret_verdicts():
+    secrets = [record("forgotten", "kl", "a", "forgotten", positives=0, samples=3),
+               record("forgotten", "kl", "b", "held", positives=2, samples=3),
+               record("forgotten", "kl", "c", "forgotten", positives=0, samples=3),
+               record("forgotten", "none", "a", "held", positives=3, samples=3)]
+    rows = {row.algorithm: row for row in build_rows(parsed(secrets))}
+    assert rows["kl"].counts["forgotten_secrets"] == Count(2, 3)
+    assert rows["none"].metrics["forgotten_secrets"] == 0.0
+    text = render(summarize(Collected(records=parsed(secrets)), []), markdown=True)
+    table = text.split("## Memorization and membership inference")[1]
+    assert "| forgotten secrets " in table and "| 66.7% (2/3) " in table
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"category": "direct"}, "'category' is not one of forgotten, held"),
+    ({"value": 0.5}, "a per-probe 'metric' with a 'value'"),
+])
+def test_a_per_secret_record_must_say_forgotten_or_held(fields, problem):
+    bad = {**record("forgotten", "kl", "a", "forgotten", positives=0, samples=2), **fields}
+    with pytest.raises(RecordError, match=problem):
+        parse_record(json.dumps(bad))

@@ -32,10 +32,12 @@ One module per responsibility:
 - `records`: one record validated into a `Sample` (`parse_record`, `leak_case`), with the limits
   on a record and the generator's token-boundary rule (`token_boundary_problem`);
 - `files`: reading case files of each format, and the user's case files of a directory;
+- `decoys`: the values a secret's exposure ranks it among (`Decoys`, cases/decoys.json);
 - `errors`: `CaseFileError` and `CaseFileErrors`;
 - `__main__`: ``python -m leakbench.cases check PATH...``, what case files hold or every error.
 """
 
+from leakbench.cases.decoys import DECOYS_FILE, Decoys, dumps_decoys
 from leakbench.cases.errors import CaseFileError, CaseFileErrors
 from leakbench.cases.files import (
     FORGET_FILE,
@@ -52,14 +54,17 @@ from leakbench.cases.records import leak_case, parse_record, token_boundary_prob
 from leakbench.cases.samples import KINDS, Probe, Sample
 
 __all__ = [
+    "DECOYS_FILE",
     "FORGET_FILE",
     "HOLDOUT_FILE",
     "KINDS",
     "CaseFileError",
     "CaseFileErrors",
+    "Decoys",
     "Probe",
     "Sample",
     "collect_case_files",
+    "dumps_decoys",
     "dumps_jsonl",
     "kind_problem",
     "leak_case",

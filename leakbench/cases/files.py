@@ -26,6 +26,7 @@ from leakbench.cases.samples import Sample
 
 FORGET_FILE = "forget.jsonl"
 HOLDOUT_FILE = "holdout.jsonl"
+DECOYS_FILE = "decoys.json"  # not a case file: the values exposure ranks secrets among
 CASE_SUFFIXES = (".py", ".jsonl", ".yaml", ".yml")
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a case file, forget.jsonl included
@@ -320,7 +321,7 @@ def load_case_file(path: Path | str) -> list[Sample]:
 
 def user_case_files(directory: Path | str) -> list[Path]:
     """The user's case files directly in `directory`: all files but the forget and holdout sets,
-    README*, and names starting with '.' or '_'."""
+    the decoys, README*, and names starting with '.' or '_'."""
     try:
         entries = list(Path(directory).iterdir())
     except OSError as error:
@@ -329,7 +330,7 @@ def user_case_files(directory: Path | str) -> list[Path]:
                                                      "readable directory") from None
     return sorted(
         path for path in entries
-        if path.is_file() and path.name not in (FORGET_FILE, HOLDOUT_FILE)
+        if path.is_file() and path.name not in (FORGET_FILE, HOLDOUT_FILE, DECOYS_FILE)
         and not path.name.startswith((".", "_", "README"))
     )
 

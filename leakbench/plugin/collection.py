@@ -2,7 +2,8 @@
 
 `pytest_generate_tests` turns data into tests: a test that takes `algorithm` runs once per --algo
 choice; one that takes `forget_probe`, `holdout_probe` or `functional_task` runs once per probe or
-task, with the probe's or task's readable id. An attack test takes `attack` (once per --attacks
+task, with the probe's or task's readable id, and one that takes `forget_sample` once per forget
+secret, with the sample's id. An attack test takes `attack` (once per --attacks
 setting, marked with its family) and `evaluated_probe` (the forget probes every attack is judged
 on, leakbench.attacked.evaluated_probes) or `capability_task` (the capability probe's tasks,
 asked of the planted model only: a quantizer that wrecks the model shows there). The cases are
@@ -34,16 +35,20 @@ SUBJECTS = ("forget_probe", "holdout_probe", "functional_task", "evaluated_probe
 @pytest.hookimpl(trylast=True)  # after command_line has validated the options
 def pytest_configure(config: pytest.Config) -> None:
     """The cases of this run: the part of the forget set the model's planting memorizes
-    (leakbench.plant.PlantConfig.forget_samples), every user case, the holdout set."""
-    cases_dir = config.stash[RUN_OPTIONS].cases_dir or config.rootpath / "cases"
+    (leakbench.plant.PlantConfig.forget_samples), every user case, the holdout set, and the
+    decoys when --metrics asks for exposure."""
+    options = config.stash[RUN_OPTIONS]
+    cases_dir = options.cases_dir or config.rootpath / "cases"
     planted = plant_config(family(config.stash[MODEL_SPEC])).forget_samples
     try:
-        config.stash[RUN_CASES] = PrivacyData.load(cases_dir, planted)
+        config.stash[RUN_CASES] = PrivacyData.load(cases_dir, planted,
+                                                   decoys="exposure" in options.metrics,
+                                                   decoy_count=options.decoys)
     except CaseFileError as err:
         raise pytest.UsageError(str(err)) from None
     try:
         config.stash[EVALUATED] = (evaluated_probes(config.stash[RUN_CASES])
-                                   if config.stash[RUN_OPTIONS].attacks else [])
+                                   if options.attacks else [])
     except ValueError as err:  # too few owners to split off a relearn slice
         raise pytest.UsageError(f"--attacks: {err}; or choose --attacks=none") from None
 
@@ -66,6 +71,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "capability_task" in names:
         tasks = [t for t in functional_tasks() if t.source == "capability"]
         metafunc.parametrize("capability_task", tasks, ids=[t.test_id for t in tasks])
+    if "forget_sample" in names:  # the per-secret memorization tests
+        samples = config.stash[RUN_CASES].forget
+        metafunc.parametrize("forget_sample", samples, ids=[s.id for s in samples])
     for split in ("forget", "holdout"):
         if f"{split}_probe" in names:
             probes = config.stash[RUN_CASES].leak_probes(split)
