@@ -9,8 +9,9 @@ the log-probabilities of the tokens that hold the value, given the text before t
 
 - Rank: 1 + the number of decoys with a lower log-perplexity (ties count one half).
 - Exposure, in bits: log2(R + 1) - log2(rank). A value the model never saw ranks anywhere with the
-  same chance, so its exposure averages about 1.44 bits (1/ln 2) whatever R is; a secret more
-  likely than every decoy reaches the most R allows, log2(R + 1).
+  same chance, so its exposure averages log2(R + 1) - log2((R + 1)!) / (R + 1): 1.16 bits at
+  R = 10, 1.40 at R = 100, towards 1/ln 2 = 1.44 as R grows; a secret more likely than every
+  decoy reaches the most R allows, log2(R + 1).
 - Extrapolated exposure: the Secret Sharer estimates the rank among *all* values of the format by
   fitting a distribution to the decoys' log-perplexities; here a normal one (mean and standard
   deviation of the decoys'), and -log2 of its probability below the secret's log-perplexity. It

@@ -216,25 +216,24 @@ def _parse_threshold(metric: str, number: str, text: str) -> float:
     return threshold
 
 
-def parse_samples(value: object) -> int:
+def _count(option: str, value: object) -> int:
+    """A whole number >= 1, or the option's error."""
     try:
-        samples = int(str(value).strip())
+        count = int(str(value).strip())
     except ValueError:
-        samples = 0
-    if samples < 1:
-        raise OptionError(f"--samples: {value!r} is not a whole number >= 1")
-    return samples
+        count = 0
+    if count < 1:
+        raise OptionError(f"{option}: {value!r} is not a whole number >= 1")
+    return count
+
+
+def parse_samples(value: object) -> int:
+    return _count("--samples", value)
 
 
 def parse_decoys(value: object) -> int:
     """--decoys: how many decoys of its kind each secret's exposure ranks it among."""
-    try:
-        decoys = int(str(value).strip())
-    except ValueError:
-        decoys = 0
-    if decoys < 1:
-        raise OptionError(f"--decoys: {value!r} is not a whole number >= 1")
-    return decoys
+    return _count("--decoys", value)
 
 
 def parse_temperature(value: object) -> float:

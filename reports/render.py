@@ -80,10 +80,10 @@ EXTRACTION_LEGEND = (
     "ES (extraction strength): the share of a secret, counted from its end, that the model gives "
     "greedily once it has seen the rest (1 = the text before it suffices). exposure: bits of "
     "the secret's rank among R decoys of its kind never trained on, log2(R+1) - log2(rank); "
-    "a value never seen averages about 1.44. extrapolated: the same against a normal fit to "
-    "the decoys, unbounded by R. top: the share of secrets more likely than every decoy. "
-    "forgotten: as in the table above. Means over forget secrets; holdout: on values never "
-    "trained on.",
+    "a value never seen averages about 1.4 at R = 100. extrapolated: the same against a "
+    "normal fit to the decoys, unbounded by R. top: the share of secrets more likely than "
+    "every decoy. forgotten: as in the table above. Means over forget secrets; holdout: on "
+    "values never trained on.",
     "AUC (MA, ES, EL_10, exposure): the chance that a forget secret scores above a holdout "
     "value: whether the score sees memorization. It should read about 1 on the planted model "
     "(none) and about 0.5 on the model trained without the forget set (retrain); a score that "

@@ -35,11 +35,12 @@ def test_exposure_is_the_bits_the_rank_saves():
         exposure(1.0, [])
 
 
-def test_exposure_of_an_unseen_value_averages_one_over_ln2():
-    """Every rank equally likely: the mean of log2(R+1) - log2(rank) tends to 1/ln 2."""
-    decoys = [float(d) for d in range(1000)]
-    mean = sum(exposure(position + 0.5, decoys) for position in range(-1, 1000)) / 1001
-    assert mean == pytest.approx(1 / math.log(2), abs=0.01)
+@pytest.mark.parametrize("count, expected", [(10, 1.164), (100, 1.397), (10_000, 1.4424)])
+def test_exposure_of_an_unseen_value_averages_what_its_docstring_says(count, expected):
+    """Every rank equally likely: log2(R+1) - log2((R+1)!)/(R+1), towards 1/ln 2 = 1.4427."""
+    decoys = [float(d) for d in range(count)]
+    mean = sum(exposure(position + 0.5, decoys) for position in range(-1, count)) / (count + 1)
+    assert mean == pytest.approx(expected, abs=1e-3)
 
 
 def test_extrapolated_exposure_follows_the_normal_tail_and_keeps_growing():
