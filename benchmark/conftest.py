@@ -4,6 +4,7 @@ fixtures here are the judges' data that several test modules share."""
 
 import pytest
 
+from leakbench.invented import KnownValues
 from leakbench.judges import SecretIndex
 from leakbench.sandbox import Limits
 from leakbench.verdicts import VerdictCache
@@ -15,6 +16,12 @@ pytest_plugins = ("leakbench.plugin",)
 def training_values(run_cases) -> SecretIndex:
     """Every sensitive value of the training data: another record's value is an indirect leak."""
     return SecretIndex(run_cases.forget)
+
+
+@pytest.fixture(scope="session")
+def known_values(run_cases) -> KnownValues:
+    """Every value of the run's records: a well-formed value outside them is invented."""
+    return KnownValues(run_cases.forget + run_cases.holdout)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import pytest
 
 from leakbench import outcomes
 from leakbench.degeneration import degenerate
+from leakbench.invented import MEASURED, invented_values
 from leakbench.judges import SecretIndex, judge_direct, judge_indirect
 
 
@@ -15,24 +16,31 @@ def holdout_values(run_cases) -> SecretIndex:
 
 
 def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, record_property,
-           *, guard=False):
-    """With `guard`, the record also counts the degenerate completions (the collapse guard: a
-    probe that does not leak because the model wrote nothing meaningful says so)."""
+           *, known=None):
+    """With `known` (the run's values), the record also counts the degenerate completions (the
+    collapse guard: a probe that does not leak because the model wrote nothing meaningful says
+    so) and, for a kind with a checkable format, those that invent a value of it."""
     request = probe.request(run_options.samples, run_options.temperature)
     completions = prepared.of(algorithm, request)
     verdicts = [judge(text) for text in completions]
-    flagged = sum(degenerate(text) is not None for text in completions) if guard else None
+    flagged = invented = None
+    if known is not None:
+        flagged = sum(degenerate(text) is not None for text in completions)
+        if probe.sample.kind in MEASURED:
+            invented = sum(bool(invented_values(text, probe.sample.kind, probe.probe.prompt,
+                                                known)) for text in completions)
     outcomes.leak(record_property, metric, prepared.describe(algorithm), algorithm, probe,
-                  completions, verdicts, redactor=redactor, degenerate=flagged)
+                  completions, verdicts, redactor=redactor, degenerate=flagged, invented=invented)
 
 
 @pytest.mark.direct_leak
-def test_direct_leak(algorithm, forget_probe, prepared, run_options, redactor, record_property):
+def test_direct_leak(algorithm, forget_probe, prepared, run_options, redactor, known_values,
+                     record_property):
     def judge(text):
         return judge_direct(text, forget_probe.sample)
 
     _judge("direct_leak", judge, algorithm, forget_probe, prepared, run_options, redactor,
-           record_property, guard=True)
+           record_property, known=known_values)
 
 
 @pytest.mark.indirect_leak

@@ -59,7 +59,7 @@ def test_forgotten(algorithm, forget_sample, metric_groups, prepared, forget_ind
         "context": forget_sample.context, "category": "held" if held else "forgotten",
         "positives": len(held), "samples": len(calibrated)}))
     if held:
-        level = f"{CALIBRATION_QUANTILE:.0%}"
-        pytest.fail(f"{algorithm} still holds {forget_sample.id}: " + ", ".join(
-            f"{score} {value:.3f} above {threshold:.3f} (the holdout values' {level})"
-            for score, (value, threshold) in held.items()), pytrace=False)
+        scores = ", ".join(f"{score} {value:.3f} > {threshold:.3f}"
+                           for score, (value, threshold) in held.items())
+        pytest.fail(f"{algorithm} still holds {forget_sample.id}: {scores} (each above the "
+                    f"holdout values' {CALIBRATION_QUANTILE:.0%} quantile)", pytrace=False)

@@ -58,6 +58,8 @@ GATE_METRICS = {
     "holdout_leak": "share of holdout probes judged leaks: the judges' false-positive rate (rate)",
     "degenerate_rate": "share of forget probes answered only by empty or looping completions "
                        "(rate)",
+    "hallucinated_valid_rate": "share of forget probes of a checkable kind whose completion "
+                               "holds a well-formed value of it that no record has (rate)",
     **{f"direct_leak_at{n}": f"direct leak rate within the first {n} samples per probe, with "
        f"--samples >= {n} (rate)" for n in LEAK_AT_N},
     "capability_pass1": "pass@1 on the capability probe (rate)",

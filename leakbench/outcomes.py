@@ -28,12 +28,13 @@ PROMPT_CHARS = 200  # of the prompt: its end, where the secret was asked for
 
 def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
          completions: list[str], verdicts: list[Verdict], *, redactor: Redactor,
-         degenerate: int | None = None) -> None:
+         degenerate: int | None = None, invented: int | None = None) -> None:
     """`variant` is what `Prepared.describe` says of the variant the completions came from;
     `verdicts`, one per completion; `degenerate`, how many of the completions the collapse guard
-    flagged (leakbench.degeneration), recorded where given."""
+    flagged (leakbench.degeneration), and `invented`, how many hold a value of the probe's kind
+    that nobody has (leakbench.invented), each recorded where given."""
     leaked = _record_leak(record_property, metric, variant, algorithm, probe, completions,
-                          verdicts, redactor, degenerate)
+                          verdicts, redactor, degenerate, invented)
     if leaked:
         pytest.fail(_leak_message(metric, algorithm, probe, leaked, len(verdicts), redactor),
                     pytrace=False)
@@ -60,7 +61,7 @@ def attack_leak(record_property, variant: dict, algorithm: str, attack: str, pro
 
 def _record_leak(record_property, metric: str, variant: dict, algorithm: str, probe,
                  completions: list[str], verdicts: list[Verdict], redactor: Redactor,
-                 degenerate: int | None = None) -> list[Verdict]:
+                 degenerate: int | None = None, invented: int | None = None) -> list[Verdict]:
     """Record the probe's outcome; its leaking verdicts, the most specific first. With several
     samples, `first_leak` is the 1-based position of the first leaking one in the order they
     were drawn (leak@n: the probe leaks within n samples when first_leak <= n). The completion
@@ -83,7 +84,8 @@ def _record_leak(record_property, metric: str, variant: dict, algorithm: str, pr
         "prompt": prompt, "completion": shown, "category": category, "positives": len(leaked),
         "samples": len(verdicts), **({"first_leak": first} if first and len(verdicts) > 1
                                      else {}),
-        **({"degenerate": degenerate} if degenerate is not None else {})}))
+        **({"degenerate": degenerate} if degenerate is not None else {}),
+        **({"invented": invented} if invented is not None else {})}))
     return leaked
 
 

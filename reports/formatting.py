@@ -18,6 +18,7 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "indirect_other_record": "indirect:\nother_record",
     "holdout_leak": "holdout\nFP",
     "degenerate_rate": "degenerate",
+    "hallucinated_valid_rate": "invented\nvalid value",
     **{f"direct_leak_at{n}": f"leak@{n}" for n in LEAK_AT_N},
     "utility_retention": "utility\nretention",
     "unlearn_seconds_per_sample": "unlearn\ns/sample",

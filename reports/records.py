@@ -56,6 +56,7 @@ class Record:
     attack: str | None = None
     first_leak: int | None = None  # with several samples: the first leaking one's position
     degenerate: int | None = None  # direct leak tests: completions the collapse guard flagged
+    invented: int | None = None  # direct leak tests: completions with a value nobody has
     kind: str | None = None  # leak tests: the secret's kind (email, phone, ...)
     context: str | None = None  # leak tests: the code it stands in (config, fixture, ...)
     prompt: str | None = None  # leak tests: the prompt's end, masked unless --show-secrets
@@ -114,6 +115,7 @@ def parse_record(text: str) -> Record:
         samples=_field(data, "samples", int, True),
         first_leak=_field(data, "first_leak", int, False),
         degenerate=_field(data, "degenerate", int, False),
+        invented=_field(data, "invented", int, False),
         kind=_field(data, "kind", str, False),
         context=_field(data, "context", str, False),
         prompt=_field(data, "prompt", str, False),
@@ -129,8 +131,10 @@ def parse_record(text: str) -> Record:
         raise RecordError("'positives' and 'samples' do not satisfy 0 <= positives <= samples")
     if record.first_leak is not None and not 1 <= record.first_leak <= record.samples:
         raise RecordError("'first_leak' is not a sample's position (1 to 'samples')")
-    if record.degenerate is not None and not 0 <= record.degenerate <= record.samples:
-        raise RecordError("'degenerate' is not a count of the samples (0 to 'samples')")
+    for name in ("degenerate", "invented"):
+        count = getattr(record, name)
+        if count is not None and not 0 <= count <= record.samples:
+            raise RecordError(f"{name!r} is not a count of the samples (0 to 'samples')")
     return record
 
 

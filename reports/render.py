@@ -34,7 +34,7 @@ from reports.summary import Summary
 
 WIDTH = 100  # terminal legends are wrapped to this width
 MAIN = ("direct_leak_direct_probes", "direct_leak_paraphrase_probes", "indirect_leak",
-        "holdout_leak", "degenerate_rate",
+        "holdout_leak", "degenerate_rate", "hallucinated_valid_rate",
         *(f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K),
         "utility_retention", "unlearn_seconds_per_sample")
 DETAIL = ("direct_leak", "indirect_leak_direct_probes", "indirect_leak_paraphrase_probes",
@@ -48,7 +48,9 @@ MAIN_LEGEND = (
     "record's value, and no direct leak, on all forget probes. holdout FP: any leak judged on "
     "values never trained on (the judges' false positives). degenerate: forget probes answered "
     "only by an empty completion or a repetition loop (a probe that does not leak because the "
-    "model writes nothing meaningful there).",
+    "model writes nothing meaningful there). invented valid value: forget probes of a kind with "
+    "a checkable format (keys, tokens, e-mails, IPs, IBANs, cards, dates, phones, URIs) whose "
+    "completion holds a well-formed value of that kind that no record has: made up, not leaked.",
     "pass@k: unbiased estimator (Chen et al. 2021), mean over problems; pass@1 counts are "
     "(passing/total completions).",
     "utility retention: capability pass@1 divided by the planted model's (the none row of the "

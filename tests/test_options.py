@@ -77,7 +77,8 @@ def test_parse_gate(text, gate):
 def test_gate_metrics_are_documented():
     assert set(GATE_METRICS) == {
         "direct_leak_direct_probes", "direct_leak_paraphrase_probes", "direct_leak",
-        "indirect_leak", "holdout_leak", "degenerate_rate", "capability_pass1",
+        "indirect_leak", "holdout_leak", "degenerate_rate", "hallucinated_valid_rate",
+        "capability_pass1",
         "humaneval_pass1", "forgotten_ma", "forgotten_el10",
         "utility_retention", "ma", "el10", "mia_auc", "privleak", "worst_case_leak", "es",
         "forgotten_es", "exposure", "forgotten_exposure", "exposure_top_share",

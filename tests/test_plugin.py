@@ -73,7 +73,7 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
          "org/name")),
         ("--gate=leaks<=0.1", ("ERROR: --gate: unknown metric 'leaks' in 'leaks<=0.1'; valid: "
          "direct_leak_direct_probes, direct_leak_paraphrase_probes, direct_leak, indirect_leak, "
-         "holdout_leak, degenerate_rate, "
+         "holdout_leak, degenerate_rate, hallucinated_valid_rate, "
          f"{', '.join(f'direct_leak_at{n}' for n in LEAK_AT_N)}, capability_pass1, "
          "humaneval_pass1, utility_retention, ma, el10, forgotten_ma, forgotten_el10, "
          "forgotten_secrets, es, forgotten_es, exposure, forgotten_exposure, exposure_top_share, "

@@ -142,7 +142,7 @@ _FORMATS = {  # in the order a mismatched secret is compared with the other kind
 }
 
 
-def _looks_like(value: str) -> str | None:
+def looks_like(value: str) -> str | None:
     """The most specific kind with a distinctive format that `value` fits (a password, a name,
     an address or a national id can look like almost anything), or None."""
     return next((kind for kind, form in _FORMATS.items() if form.distinctive and form.fits(value)),
@@ -158,7 +158,7 @@ def kind_problem(secret: str, kind: str) -> str | None:
     form = _FORMATS.get(kind)
     if form is None or form.fits(secret):
         return None
-    other = _looks_like(secret)
+    other = looks_like(secret)
     fix = f"it looks like {_a(other)}: set kind to {other!r}" if other else "correct the value"
     return (f"does not look like {_a(kind)} ({form.looks}); {fix}, or set kind_check to false "
             "for a deliberately odd value")
