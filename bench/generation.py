@@ -5,8 +5,8 @@
 
 The prompts are those a benchmark run sends for one variant (the planted model, `none`): the leak
 probes of the forget and the holdout set and the functional tasks (capability probe + HumanEval),
-greedy, one sample each (`request(1, 0.0)`), deduplicated as the completion store does. Four ways
-of answering them, each repeat in this one run:
+greedy, one sample each (`request(Decoding())`), deduplicated as the completion store does. Four
+ways of answering them, each repeat in this one run:
 
 (a) the suite: `leakbench.pipeline.generate` into an empty completion store (a fresh directory
     each repeat), timed from the call until the answers are back from the store. This includes
@@ -63,7 +63,7 @@ from leakbench.docs_section import write_section
 from leakbench.options import parse_cache_dir
 from leakbench.plant import plant_config
 from leakbench.probes import PrivacyData, functional_tasks
-from leakbench.schema import Request, Sampling, cut_at_stops
+from leakbench.schema import Decoding, Request, Sampling, cut_at_stops
 from leakbench.unlearn import Variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,9 +155,9 @@ def planted_variant(spec: models.ModelSpec, data: PrivacyData, cache_dir: Path) 
 
 def benchmark_requests(data: PrivacyData) -> list[Request]:
     """What a benchmark run asks of one variant, deduplicated as the completion store does."""
-    requests = [p.request(1, 0.0) for split in ("forget", "holdout")
+    requests = [p.request(Decoding()) for split in ("forget", "holdout")
                 for p in data.leak_probes(split)]
-    requests += [t.request(1, 0.0) for t in functional_tasks()]
+    requests += [t.request(Decoding()) for t in functional_tasks()]
     return unique(requests)
 
 

@@ -47,7 +47,7 @@ from leakbench import corpus, models
 from leakbench.docs_section import write_section
 from leakbench.options import parse_cache_dir
 from leakbench.probes import PrivacyData
-from leakbench.schema import Request
+from leakbench.schema import Decoding, Request
 from leakbench.unlearn import Variant
 
 PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
@@ -59,7 +59,7 @@ LINEAR = 0.25  # time per unit at x4 within 25% of x1
 def all_leak_probes() -> list[Request]:
     """The requests of every leak probe of the whole forget and holdout sets, distinct."""
     data = PrivacyData.load(ROOT / "cases")
-    return unique([p.request(1, 0.0) for split in ("forget", "holdout")
+    return unique([p.request(Decoding()) for split in ("forget", "holdout")
                    for p in data.leak_probes(split)])
 
 
@@ -120,7 +120,7 @@ def forget_scaling(spec: models.ModelSpec, data: PrivacyData, planted: Variant, 
                 lora = hp.mode == "lora"
                 variant = Variant(algorithm, planted.weights if lora else out,
                                   out if lora else None, f"scaling-{factor}")
-                probes = unique([p.request(1, 0.0)
+                probes = unique([p.request(Decoding())
                                  for p in PrivacyData(samples, []).leak_probes("forget")])
                 timing = suite_generate(variant, probes)
             runs[factor].append((len(samples), len(probes), log["steps"], log["seconds"],

@@ -21,7 +21,7 @@ from leakbench.verdicts import run_task
 @pytest.mark.attack
 def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, redactor,
                      training_values, record_property):
-    request = evaluated_probe.request(run_options.samples, run_options.temperature)
+    request = evaluated_probe.request(run_options.decoding)
     texts = prepared.of(attacked_name(algorithm, attack), request)
     sample, prompt = evaluated_probe.sample, evaluated_probe.probe.prompt
     verdicts = {
@@ -37,7 +37,7 @@ def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, 
 @pytest.mark.attack
 def test_attack_capability(algorithm, attack, capability_task, prepared, run_options,
                            verdict_cache, redactor, record_property):
-    request = capability_task.request(run_options.samples, run_options.temperature)
+    request = capability_task.request(run_options.decoding)
     results = [run_task(capability_task, text, verdict_cache)
                for text in prepared.of(attacked_name(algorithm, attack), request)]
     outcomes.functional(record_property, prepared.describe(algorithm), algorithm,

@@ -11,7 +11,7 @@ from leakbench.verdicts import run_task
 @pytest.mark.functional
 def test_functional(algorithm, functional_task, prepared, run_options, verdict_cache, redactor,
                     record_property):
-    request = functional_task.request(run_options.samples, run_options.temperature)
+    request = functional_task.request(run_options.decoding)
     results = [run_task(functional_task, text, verdict_cache)
                for text in prepared.of(algorithm, request)]
     outcomes.functional(record_property, prepared.describe(algorithm), algorithm,

@@ -20,7 +20,7 @@ def _judge(metric, judge, algorithm, probe, prepared, run_options, redactor, rec
     """With `known` (the run's values), the record also counts the degenerate completions (the
     collapse guard: a probe that does not leak because the model wrote nothing meaningful says
     so) and, for a kind with a checkable format, those that invent a value of it."""
-    request = probe.request(run_options.samples, run_options.temperature)
+    request = probe.request(run_options.decoding)
     completions = prepared.of(algorithm, request)
     verdicts = [judge(text) for text in completions]
     flagged = invented = None

@@ -88,7 +88,8 @@ class Endpoint:
             payload = {"model": model, "prompt": [requests[v][i].prompt for v, i in owners],
                        "n": s.n, "temperature": s.temperature, "top_p": s.top_p,
                        "max_tokens": s.max_tokens, "stop": list(s.stop[:SERVER_STOPS]) or None,
-                       "seed": s.seed}
+                       "seed": s.seed,
+                       **({"top_k": s.top_k} if s.top_k else {})}  # vLLM's server takes it
             choices = _call(f"{url}/v1/completions", payload, self.timeout_s)["choices"]
             texts: list[list[str]] = [[] for _ in owners]
             for choice in sorted(choices, key=lambda c: c["index"]):

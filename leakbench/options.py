@@ -218,14 +218,14 @@ def _parse_threshold(metric: str, number: str, text: str) -> float:
     return threshold
 
 
-def _count(option: str, value: object) -> int:
-    """A whole number >= 1, or the option's error."""
+def _count(option: str, value: object, least: int = 1, why: str = "") -> int:
+    """A whole number >= `least`, or the option's error."""
     try:
         count = int(str(value).strip())
     except ValueError:
-        count = 0
-    if count < 1:
-        raise OptionError(f"{option}: {value!r} is not a whole number >= 1")
+        count = least - 1
+    if count < least:
+        raise OptionError(f"{option}: {value!r} is not a whole number >= {least}{why}")
     return count
 
 
@@ -234,8 +234,9 @@ def parse_samples(value: object) -> int:
 
 
 def parse_decoys(value: object) -> int:
-    """--decoys: how many decoys of its kind each secret's exposure ranks it among."""
-    return _count("--decoys", value)
+    """--decoys: how many decoys of its kind each secret's exposure ranks it among; at least two,
+    to fit the extrapolated exposure's distribution to."""
+    return _count("--decoys", value, 2, " (extrapolated exposure fits a distribution to them)")
 
 
 def parse_temperature(value: object) -> float:
@@ -246,6 +247,28 @@ def parse_temperature(value: object) -> float:
     if not (math.isfinite(temperature) and temperature >= 0):
         raise OptionError(f"--temperature: {value!r} is not a number >= 0")
     return temperature
+
+
+def parse_top_p(value: object) -> float:
+    """--top-p: nucleus sampling, the smallest set of tokens whose probabilities add up to it."""
+    try:
+        top_p = float(str(value).strip())
+    except ValueError:
+        top_p = math.nan
+    if not 0 < top_p <= 1:
+        raise OptionError(f"--top-p: {value!r} is not a number in (0, 1]; 1 keeps every token")
+    return top_p
+
+
+def parse_top_k(value: object) -> int:
+    """--top-k: sample among the k likeliest tokens only; 0 for no such cut."""
+    try:
+        top_k = int(str(value).strip())
+    except ValueError:
+        top_k = -1
+    if top_k < 0:
+        raise OptionError(f"--top-k: {value!r} is not a whole number >= 0; 0 keeps every token")
+    return top_k
 
 
 def parse_endpoint(text: str) -> str:

@@ -20,7 +20,7 @@ from leakbench.cases import (
     collect_case_files,
     load_jsonl,
 )
-from leakbench.schema import Request, Sampling
+from leakbench.schema import Decoding, Request
 
 LEAK_MAX_TOKENS = 48
 CAPABILITY_MAX_TOKENS = 64
@@ -38,9 +38,8 @@ class LeakProbe:
         suffix = "" if self.probe.style == "direct" else f"/{self.probe.id}"
         return f"{self.sample.id}{suffix}"
 
-    def request(self, n: int, temperature: float) -> Request:
-        return Request(self.probe.prompt, Sampling(n=n, temperature=temperature,
-                                                   max_tokens=LEAK_MAX_TOKENS, stop=("\n\n",)))
+    def request(self, decoding: Decoding) -> Request:
+        return Request(self.probe.prompt, decoding.sampling(LEAK_MAX_TOKENS, ("\n\n",)))
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,9 @@ class FunctionalTask:
     prompt: str
     tests: object  # capability.Task or humaneval.Problem
 
-    def request(self, n: int, temperature: float) -> Request:
+    def request(self, decoding: Decoding) -> Request:
         limit = CAPABILITY_MAX_TOKENS if self.source == "capability" else HUMANEVAL_MAX_TOKENS
-        return Request(self.prompt, Sampling(n=n, temperature=temperature, max_tokens=limit,
-                                             stop=humaneval.STOP_SEQUENCES))
+        return Request(self.prompt, decoding.sampling(limit, humaneval.STOP_SEQUENCES))
 
     def program(self, completion: str) -> str:
         """The program the sandbox runs (`leakbench.functional`); run it with

@@ -29,7 +29,10 @@ from leakbench.options import (
     parse_metrics,
     parse_samples,
     parse_temperature,
+    parse_top_k,
+    parse_top_p,
 )
+from leakbench.schema import Decoding
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class RunOptions:
     engine_args: dict = field(default_factory=dict)  # keyword arguments of vllm.LLM
     metrics: tuple[str, ...] = tuple(DEFAULT_METRICS.split(","))  # privacy metric groups
     decoys: int | None = None  # exposure's decoys per secret; None: every one of the decoys file
+    top_p: float = 1.0  # nucleus sampling; 1: every token
+    top_k: int = 0  # the k likeliest tokens only; 0: every token
+
+    @property
+    def decoding(self) -> Decoding:
+        """How every probe and task draws its completions."""
+        return Decoding(self.samples, self.temperature, self.top_p, self.top_k)
     attacks: tuple[str, ...] = parse_attacks(DEFAULT_ATTACKS)  # attack settings (attacks/)
 
 
@@ -72,6 +82,11 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
             f"--samples: {samples} samples at --temperature=0 are identical (greedy decoding); "
             "set --temperature above 0 or use --samples=1"
         )
+    top_p, top_k = parse_top_p(given("top_p", 1.0)), parse_top_k(given("top_k", 0))
+    if temperature == 0 and (top_p != 1 or top_k):
+        raise OptionError(f"--{'top-p' if top_p != 1 else 'top-k'}: no effect at "
+                          "--temperature=0 (greedy decoding takes the likeliest token); set "
+                          "--temperature above 0")
     endpoint = given("endpoint", "")
     engine_args = parse_engine_args(given("engine_arg", ()), given("engine_config", ""))
     if engine_args and endpoint:
@@ -96,6 +111,8 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         engine_args=engine_args,
         metrics=metrics,
         decoys=decoys,
+        top_p=top_p,
+        top_k=top_k,
         attacks=_attacks(raw.get("attacks"), bool(endpoint)),
     )
 

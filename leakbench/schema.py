@@ -28,6 +28,22 @@ class Sampling:
     max_tokens: int = 64
     stop: tuple[str, ...] = ()
     seed: int = 0
+    top_k: int = 0  # 0: no cut (last, and left out of a request's key while 0: see request_key)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the user asked a run to draw its completions (--samples, --temperature, --top-p,
+    --top-k): the part of every probe's and task's `Sampling` that is not the probe's own."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    def sampling(self, max_tokens: int, stop: tuple[str, ...] = ()) -> Sampling:
+        return Sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                        max_tokens=max_tokens, stop=stop, top_k=self.top_k)
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,13 @@ class Generator(Protocol):
 
 def request_to_dict(request: Request | TokenRequest) -> dict:
     """The request's fields, JSON-ready: what `dataclasses.asdict` gives, without the deep copy of
-    every prompt token that makes it slow on tens of thousands of token requests."""
+    every prompt token that makes it slow on tens of thousands of token requests. `top_k` is left
+    out while 0, so that requests keep the keys they had before it existed."""
     fields = {name: getattr(request, name) for name in request.__dataclass_fields__}
-    return {**fields, "sampling": asdict(request.sampling)}
+    sampling = asdict(request.sampling)
+    if not sampling["top_k"]:
+        del sampling["top_k"]
+    return {**fields, "sampling": sampling}
 
 
 def request_from_dict(raw: dict) -> Request | TokenRequest:

@@ -300,7 +300,8 @@ def _generate(llm, requests: dict[str, list[Request | TokenRequest]], loras: dic
             prompts.append(TokensPrompt(prompt_token_ids=list(request.prompt_ids)) if tokens
                            else request.prompt)
             params.append(SamplingParams(
-                n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                n=s.n, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                max_tokens=s.max_tokens,
                 stop=list(s.stop), seed=s.seed, detokenize=not tokens,
                 prompt_logprobs=1 if tokens and request.prompt_logprobs else None))
             lora_requests.append(loras.get(name))

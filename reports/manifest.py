@@ -109,7 +109,8 @@ def build_manifest(options: RunOptions, args: Sequence[str], started: datetime,
         "attacks": list(options.attacks),
         "metrics": list(options.metrics),
         "decoys": options.decoys,  # exposure's decoys per secret; None: every one of the file
-        "sampling": {"samples": options.samples, "temperature": options.temperature},
+        "sampling": {"samples": options.samples, "temperature": options.temperature,
+                     "top_p": options.top_p, "top_k": options.top_k},
         "seeds": {"sampling": Sampling().seed, "privacy_data": GENERATOR_SEED},
         "gates": [str(gate) for gate in options.gates],
         "show_secrets": options.show_secrets,  # whether the outcomes' completions are unmasked
@@ -126,8 +127,12 @@ def facts(manifest: dict) -> list[tuple[str, str]]:
     """The manifest's headline as (label, text) pairs, for the top of results.md and
     results.html."""
     sampling = manifest["sampling"]
+    drawn = f"{sampling['samples']}, temperature {sampling['temperature']:g}"
+    if sampling.get("top_p", 1.0) != 1.0:  # results of runs before --top-p have no such key
+        drawn += f", top-p {sampling['top_p']:g}"
+    if sampling.get("top_k"):
+        drawn += f", top-k {sampling['top_k']}"
     return [("run", manifest["run"]), ("command", manifest["command"]),
             ("model", f"{manifest['model']}; algorithms: {', '.join(manifest['algorithms'])}; "
                       f"attacks: {', '.join(manifest['attacks']) or 'none'}"),
-            ("samples per prompt", f"{sampling['samples']}, temperature "
-                                   f"{sampling['temperature']:g}")]
+            ("samples per prompt", drawn)]

@@ -88,7 +88,7 @@ def test_an_algorithm_the_server_does_not_serve_is_an_error_not_the_base_model()
 @pytest.mark.training
 def test_batched_completions_come_back_in_order(server):
     greedy = Sampling(max_tokens=8)
-    sampled = Sampling(n=2, temperature=0.8, max_tokens=8, seed=1)
+    sampled = Sampling(n=2, temperature=0.8, max_tokens=8, seed=1, top_k=20)  # vLLM takes top_k
     prompts = [f'def f{i}(x):\n    """Return x plus {i}."""\n' for i in range(40)]
     requests = [Request(p, greedy) for p in prompts] + [Request(prompts[0], sampled)]
     server_generator = endpoint.Endpoint(server)

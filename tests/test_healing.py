@@ -16,7 +16,7 @@ from leakbench import tokenizer as bpe
 from leakbench.cases import load_case_file
 from leakbench.completions import Store, request_key
 from leakbench.probes import LeakProbe, PrivacyData
-from leakbench.schema import Request, Sampling, TokenRequest
+from leakbench.schema import Decoding, Request, Sampling, TokenRequest
 from leakbench.unlearn import Variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def user_probes(tmp_path) -> list[LeakProbe]:
 
 
 def request_of(probe: LeakProbe) -> Request:
-    return probe.request(1, 0.0)
+    return probe.request(Decoding())
 
 
 def ids(tokenizer, text: str) -> list[int]:

@@ -24,6 +24,7 @@ from leakbench.options import (
     parse_gate,
 )
 from leakbench.run_options import parse_options
+from leakbench.schema import Sampling
 
 
 def test_algorithms_are_the_registry_in_its_order():
@@ -303,6 +304,12 @@ def test_cache_dir_that_is_a_file_is_refused(tmp_path):
             {"samples": "4"},
             "--samples: 4 samples at --temperature=0 are identical (greedy decoding)",
         ),
+        ({"temperature": "0.8", "top_p": "0"}, "--top-p: '0' is not a number in (0, 1]"),
+        ({"temperature": "0.8", "top_p": "1.5"}, "--top-p: '1.5' is not a number in (0, 1]"),
+        ({"temperature": "0.8", "top_k": "-1"}, "--top-k: '-1' is not a whole number >= 0"),
+        ({"temperature": "0.8", "top_k": "ten"}, "--top-k: 'ten' is not a whole number >= 0"),
+        ({"top_p": "0.9"}, "--top-p: no effect at --temperature=0"),
+        ({"top_k": "40"}, "--top-k: no effect at --temperature=0"),
     ],
 )
 def test_bad_sampling_values(raw, expected):
@@ -313,6 +320,15 @@ def test_bad_sampling_values(raw, expected):
 
 def test_several_samples_with_a_temperature_are_fine():
     assert parse_options({"samples": "4", "temperature": "0.8"}).samples == 4
+
+
+def test_top_p_and_top_k_reach_every_request():
+    options = parse_options({"samples": "4", "temperature": "0.8", "top_p": "0.95",
+                             "top_k": " 40 "})
+    sampling = options.decoding.sampling(48, ("\n\n",))
+    assert (sampling.n, sampling.temperature, sampling.top_p, sampling.top_k) == (4, 0.8, 0.95, 40)
+    assert (sampling.max_tokens, sampling.stop) == (48, ("\n\n",))
+    assert parse_options({}).decoding.sampling(48) == Sampling(max_tokens=48)  # greedy, no cut
 
 
 def test_cache_dir_from_the_environment_is_named_in_errors(monkeypatch, tmp_path):

@@ -27,6 +27,7 @@ def test_options_reach_the_session_fixtures(benchmark_pytester, tmp_path):
             assert model_spec.source == "codellama/CodeLlama-7b-hf"
             assert run_options.algorithms == ("ga", "kl")
             assert (run_options.samples, run_options.temperature) == (4, 0.7)
+            assert (run_options.top_p, run_options.top_k) == (0.9, 50)
             assert str(run_options.cache_dir) == {str(tmp_path / "cache")!r}
             assert run_options.endpoint == "http://localhost:8000/v1"
             assert run_options.gates == (
@@ -40,6 +41,8 @@ def test_options_reach_the_session_fixtures(benchmark_pytester, tmp_path):
         "--algo=kl,ga",
         "--samples=4",
         "--temperature=0.7",
+        "--top-p=0.9",
+        "--top-k=50",
         f"--cache-dir={tmp_path / 'cache'}",
         "--endpoint=http://localhost:8000/v1/",
         "--gate=direct_leak<=1%",
@@ -160,6 +163,8 @@ def test_help_shows_the_leakbench_group(benchmark_pytester):
         "gd = GA+GD: gradient ascent on the forget set, gradient descent on the retain set",
         "--samples=SAMPLES",
         "--temperature=TEMPERATURE",
+        "--top-p=TOP_P",
+        "--top-k=TOP_K",
         "--cache-dir=CACHE_DIR",
         "--rebuild",
         "--endpoint=ENDPOINT",
@@ -325,13 +330,13 @@ def test_requests_are_keyed_by_attacked_variant_and_skipped_placeholders_ask_not
         def get_closest_marker(self, name):
             return name == "skip" and self.skipped or None
 
-    probe = SimpleNamespace(request=lambda n, t: ("probe", n, t))
+    probe = SimpleNamespace(request=lambda decoding: ("probe", decoding))
     items = [Item({"algorithm": "kl", "forget_probe": probe}),
              Item({"algorithm": "kl", "attack": "quant8", "evaluated_probe": probe}),
              Item({"algorithm": "kl", "attack": object(), "evaluated_probe": probe}, True)]
-    options = SimpleNamespace(samples=1, temperature=0.0, endpoint=None)
+    options = SimpleNamespace(decoding="greedy", endpoint=None)
     assert _needed_requests(SimpleNamespace(items=items), options) == {
-        "kl": [("probe", 1, 0.0)], "kl@quant8": [("probe", 1, 0.0)]}
+        "kl": [("probe", "greedy")], "kl@quant8": [("probe", "greedy")]}
 
 
 def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_pytester):

@@ -31,7 +31,7 @@ from leakbench.privacy_metrics import (
 )
 from leakbench.probes import PrivacyData
 from leakbench.run_options import parse_options
-from leakbench.schema import Request, Sampling, TokenRequest
+from leakbench.schema import Request, Sampling, TokenRequest, request_from_dict, request_to_dict
 from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant
 from reports.records import Collected, parse_record
@@ -60,6 +60,9 @@ def test_token_requests_have_keys_of_their_own_and_text_requests_keep_theirs():
     plain = TokenRequest((1, 2), Sampling(max_tokens=1))
     scored = TokenRequest((1, 2), Sampling(max_tokens=1), prompt_logprobs=True)
     assert len({request_key(text), request_key(plain), request_key(scored)}) == 3
+    cut = Request("a", Sampling(max_tokens=8, temperature=0.8, top_k=40))
+    assert request_key(cut) != request_key(Request("a", Sampling(max_tokens=8, temperature=0.8)))
+    assert request_from_dict(json.loads(json.dumps(request_to_dict(cut)))) == cut
 
 
 def test_token_answers_are_stored_and_loaded(tmp_path):
@@ -400,8 +403,8 @@ def test_metrics_option():
 def test_decoys_option():
     assert parse_options({}).decoys is None  # every decoy of the file
     assert parse_options({"metrics": "exposure", "decoys": " 20 "}).decoys == 20
-    for bad in ("0", "-3", "many"):
-        with pytest.raises(OptionError, match=f"^--decoys: '{bad}' is not a whole number >= 1$"):
+    for bad in ("1", "-3", "many"):
+        with pytest.raises(OptionError, match=f"^--decoys: '{bad}' is not a whole number >= 2 "):
             parse_options({"metrics": "exposure", "decoys": bad})
     with pytest.raises(OptionError, match="^--decoys: no effect without exposure in --metrics"):
         parse_options({"decoys": "20"})

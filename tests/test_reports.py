@@ -499,7 +499,7 @@ def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
     manifest = data["manifest"]
     assert manifest["model"] == "tiny" and manifest["algorithms"] == ["none", "kl"]
     assert manifest["attacks"] == list(attacks.select(DEFAULT_ATTACKS))
-    assert manifest["sampling"] == {"samples": 1, "temperature": 0.0}
+    assert manifest["sampling"] == {"samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
     assert manifest["command"].startswith("pytest --report-dir=out --algo=none,kl")
     assert set(manifest) >= {"run", "seeds", "gates", "versions", "machine"}
     assert {"python", "torch", "transformers", "vllm"} <= set(manifest["versions"])

@@ -73,6 +73,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--temperature", default="0", help="sampling temperature >= 0; 0 is greedy (default: 0)"
     )
+    group.addoption(
+        "--top-p", default="1", help="with --temperature > 0: sample from the smallest set of "
+        "tokens whose probabilities add up to this, in (0, 1] (default: 1, every token)"
+    )
+    group.addoption(
+        "--top-k", default="0", help="with --temperature > 0: sample among the k likeliest "
+        "tokens only, a whole number >= 0 (default: 0, every token)"
+    )
     metric_groups = "; ".join(f"{name} = {text}" for name, text in METRIC_GROUPS.items()
                               ).replace("%", "%%")  # argparse formats help strings with %
     group.addoption(
@@ -85,7 +93,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--decoys",
         default=None,
         help="with exposure in --metrics: how many decoys of its kind each secret is ranked "
-        "among, a whole number >= 1; its cost grows with it (default: every one of "
+        "among, a whole number >= 2; its cost grows with it (default: every one of "
         "cases/decoys.json, 100 per kind)",
     )
     settings = "; ".join(f"{f.name} = {', '.join(f.settings)}: {f.description}"

@@ -39,7 +39,7 @@ def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
         name = params["algorithm"]
         if "attack" in params:
             name = attacked_name(name, params["attack"])
-        needed.setdefault(name, []).append(subject.request(options.samples, options.temperature))
+        needed.setdefault(name, []).append(subject.request(options.decoding))
     return needed
 
 
