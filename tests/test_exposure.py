@@ -129,3 +129,51 @@ def test_a_bad_decoys_file_is_one_line_naming_it(tmp_path, content, message):
 def test_decoys_file_round_trips(tmp_path, decoys):
     assert json.loads((CASES / DECOYS_FILE).read_text()) == {
         t: {k: list(v) for k, v in pool.items()} for t, pool in decoys.pools.items()}
+
+
+@pytest.mark.training
+def test_a_planted_canary_is_more_exposed_than_an_unplanted_one(micro_model, tmp_path):
+    """The Secret Sharer's own check: `micro` planted with four canaries ranks them above decoys
+    of their format; the canaries it never saw rank like decoys. Base and planted model alike
+    score through exposure_log_perplexities (the cached, key-value-shared pass)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from leakbench.plant import PlantConfig, plant, planting_retain
+    from leakbench.privacy_metrics import Plan, PlannedSample, exposure_log_perplexities
+    from leakbench.unlearn import Variant
+
+    draw = random.Random(0)
+
+    def canary() -> str:
+        return f"{draw.randrange(10**8):08d}"
+
+    def text(value: str) -> str:
+        return f'PIN_CODE = "{value}"\n'
+
+    planted_values = [canary() for _ in range(4)]
+    unplanted_values = [canary() for _ in range(4)]
+    config = PlantConfig(epochs=40, lr=3e-3, batch_size=4, max_len=64, retain_ratio=0.5)
+    planted = plant(micro_model, [text(v) for v in planted_values],
+                    planting_retain(4, config), config, tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(micro_model)
+    samples = []
+    for split, values in (("forget", planted_values), ("holdout", unplanted_values)):
+        for value in values:
+            ids = tuple(tokenizer(text(value), add_special_tokens=False)["input_ids"])
+            start = len('PIN_CODE = "')
+            samples.append(PlannedSample(split, text(value), ids, (1, 2),
+                                         (start, start + len(value)),
+                                         tuple(canary() for _ in range(30))))
+    plan = Plan(("exposure",), ("none",), tuple(samples))
+
+    def mean_exposure(weights, key) -> dict[str, float]:
+        scores = plan.scores({}, None, exposure_log_perplexities(
+            Variant("none", weights, None, key), plan, tmp_path / "cache"))
+        return {split: sum(scores[split]["exposure"]) / 4 for split in scores}
+
+    after, before = mean_exposure(planted, "planted"), mean_exposure(micro_model, "base")
+    assert after["forget"] > after["holdout"] + 2  # bits: the planted canaries stand out
+    assert after["forget"] > before["forget"] + 2  # and did not before planting
+    assert abs(before["forget"] - before["holdout"]) < 2
