@@ -613,3 +613,19 @@ def test_a_per_secret_record_must_say_forgotten_or_held(fields, problem):
     bad = {**record("forgotten", "kl", "a", "forgotten", positives=0, samples=2), **fields}
     with pytest.raises(RecordError, match=problem):
         parse_record(json.dumps(bad))
+
+
+def test_the_extraction_table_says_which_score_fails_its_meta_check():
+    values = {"none": {"ma_auc": 0.99, "exposure_auc": 0.85},
+              "kl": {"ma_auc": 0.9, "exposure_auc": 0.9},
+              "retrain": {"ma_auc": 0.52, "exposure_auc": 0.5}}
+    records = [parse_record(json.dumps({"metric": name, "algorithm": algorithm, "model": "tiny",
+                                        "value": value}))
+               for algorithm, metrics in values.items() for name, value in metrics.items()]
+    text = render(summarize(Collected(records=records), []), markdown=True)
+    (line,) = [line for line in text.splitlines() if line.startswith("Meta-check on tiny")]
+    assert "MA passes (0.990 planted, 0.520 retrain)" in line
+    assert "exposure FAILS (0.850 planted, 0.500 retrain)" in line
+    without_retrain = [r for r in records if r.algorithm != "retrain"]
+    assert "Meta-check" not in render(summarize(Collected(records=without_retrain), []),
+                                      markdown=True)
