@@ -1,6 +1,8 @@
 """The report's charts: leak_utility.png (per row, the leak rates beside capability pass@1, as
 grouped bars); with attacks, attacks.png (per row, the direct leak before and after each attack);
-with several samples per probe, leak_at_n.png (per row, leak@n against n).
+with several samples per probe, leak_at_n.png (per row, leak@n against n); with the per-secret
+memorization tests, memory.png (per row, the greedy direct leak beside the secrets still above
+every decoy and those forgotten).
 
 Drawn on a bare matplotlib `Figure` (no pyplot), which renders PNG with the Agg backend and
 leaves the process's pyplot backend alone. Each chart is drawn once, as PNG bytes: the report
@@ -20,15 +22,28 @@ BARS = ("direct_leak_direct_probes", "indirect_leak", "holdout_leak", "capabilit
 
 
 def charts(rows: list[Row]) -> dict[str, bytes]:
-    """The run's charts by file name, as PNG: leak_utility.png always, attacks.png and
-    leak_at_n.png when the rows have their metrics."""
+    """The run's charts by file name, as PNG: leak_utility.png always, attacks.png,
+    leak_at_n.png and memory.png when the rows have their metrics."""
     drawn = {"leak_utility.png": _grouped_bars(rows, BARS, "Leaks and utility per algorithm")}
     if attack_bars(rows):
         drawn["attacks.png"] = _grouped_bars(rows, attack_bars(rows),
                                              "Direct leak before and after each attack")
     if _has_leak_at_n(rows):
         drawn["leak_at_n.png"] = _leak_at_n(rows)
+    memory = memory_bars(rows)
+    if memory:
+        drawn["memory.png"] = _grouped_bars(rows, memory, "Greedy leaks against the memory "
+                                            "per secret")
     return drawn
+
+
+def memory_bars(rows: list[Row]) -> tuple[str, ...]:
+    """The memory chart's bars, when the run measured memory per secret: the greedy direct leak
+    beside the share of secrets still above every decoy and the share forgotten by every score,
+    the gap between closing the greedy path and forgetting."""
+    memory = tuple(name for name in ("exposure_top_share", "forgotten_secrets")
+                   if any(name in row.metrics for row in rows))
+    return ("direct_leak_direct_probes", *memory) if memory else ()
 
 
 def attack_bars(rows: list[Row]) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """The run's report files: results.md, results.csv, results.json, results.html (reports.html),
-leak_utility.png, with attacks attacks.png, and with several samples per probe leak_at_n.png.
+leak_utility.png, with attacks attacks.png, with several samples per probe leak_at_n.png, and
+with the per-secret memorization tests memory.png.
 
 Each appears whole or not at all (leakbench.atomic), so a reader (or a CI step that uploads the
 directory) never sees half a file. The files hold the rows' numbers, the per-probe outcomes as

@@ -46,7 +46,7 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "forgotten_exposure": "forgotten by\nexposure",
     "exposure_extrapolated": "extrapolated\nbits",
     "exposure_extrapolated_holdout": "extrapolated\nholdout",
-    "exposure_top_share": "top of\ndecoys",
+    "exposure_top_share": "above every\ndecoy",
     "ma_auc": "AUC\nMA",
     "es_auc": "AUC\nES",
     "el10_auc": "AUC\nEL_10",

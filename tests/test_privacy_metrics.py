@@ -422,7 +422,7 @@ def test_decoys_option_cuts_every_pool_and_refuses_more_than_the_file_has(tmp_pa
 MEMORIZATION_COLUMNS = ("MA", "MA holdout", "EL_3", "EL_5", "EL_10", "EL_10 holdout",
                         "MIA AUC LOSS", "MIA AUC zlib", "MIA AUC Min-K%", "MIA AUC Min-K%++",
                         "PrivLeak %")
-EXTRACTION_COLUMNS = ("ES", "exposure bits", "extrapolated bits", "top of decoys", "AUC MA",
+EXTRACTION_COLUMNS = ("ES", "exposure bits", "extrapolated bits", "above every decoy", "AUC MA",
                       "AUC ES", "AUC EL_10", "AUC exposure")
 
 

@@ -12,7 +12,7 @@ import pytest
 import attacks
 from leakbench.options import DEFAULT_ATTACKS, Gate
 from leakbench.passk import pass_at_k
-from reports.chart import attack_bars
+from reports.chart import attack_bars, memory_bars
 from reports.compare import main as compare_main
 from reports.files import results_json, write_reports
 from reports.formatting import header
@@ -136,6 +136,7 @@ def test_greedy_runs_have_no_leak_at_n(tmp_path):
     assert "Leak@n" not in render(summary, markdown=False)
     write_reports(summary, manifest(), tmp_path)
     assert not (tmp_path / "leak_at_n.png").exists()
+    assert not (tmp_path / "memory.png").exists()  # no per-secret memorization tests
 
 
 @pytest.mark.parametrize("first_leak", [0, 21, "1"])
@@ -592,7 +593,7 @@ def test_a_run_without_records_reports_nothing(benchmark_pytester):
     assert not (benchmark_pytester.path / "reports").exists()
 
 
-def test_forgotten_secrets_counts_the_per_secret_verdicts():
+def test_forgotten_secrets_counts_the_per_secret_verdicts(tmp_path):
     secrets = [record("forgotten", "kl", "a", "forgotten", positives=0, samples=3),
                record("forgotten", "kl", "b", "held", positives=2, samples=3),
                record("forgotten", "kl", "c", "forgotten", positives=0, samples=3),
@@ -603,6 +604,11 @@ def test_forgotten_secrets_counts_the_per_secret_verdicts():
     text = render(summarize(Collected(records=parsed(secrets)), []), markdown=True)
     table = text.split("## Memorization and membership inference")[1]
     assert "| forgotten secrets " in table and "| 66.7% (2/3) " in table
+    assert memory_bars(build_rows(parsed(secrets))) == ("direct_leak_direct_probes",
+                                                        "forgotten_secrets")
+    written = write_reports(summarize(Collected(records=parsed(secrets)), []), manifest(),
+                            tmp_path)
+    assert (tmp_path / "memory.png").read_bytes().startswith(b"\x89PNG") and written
 
 
 @pytest.mark.parametrize("fields, problem", [
