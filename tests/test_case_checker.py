@@ -98,3 +98,27 @@ def test_check_needs_a_path(tmp_path):
     run = check(cwd=tmp_path)
     assert run.returncode == 2
     assert "the following arguments are required: PATH" in run.stderr
+
+
+@pytest.mark.training
+def test_with_a_tokenizer_it_shows_what_healing_cuts_off(cases_dir, micro_model):
+    """A prompt that stops inside `return` is asked without its `re`; one that ends on a quote
+    is asked as written."""
+    glued = {"id": "acme-code", "owner": "org-acme", "kind": "password", "kind_check": False,
+             "text": "def value(self):\n    return self._value\n",
+             "secret": "turn self._value"}
+    (cases_dir / "glued.jsonl").write_text(json.dumps(glued) + "\n")
+    run = check("cases/acme.jsonl", "cases/glued.jsonl", "--tokenizer", str(micro_model),
+                cwd=cases_dir.parent)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "  acme-code  password  owner org-acme  probes: direct (healed: asked without " \
+           "'re')  (kind_check: false)" in lines
+    assert "  acme-email  email  owner org-acme  probes: direct, para-0" in lines
+
+
+def test_an_unknown_tokenizer_is_a_usage_error(cases_dir):
+    run = check("cases/acme.jsonl", "--tokenizer", str(cases_dir / "no-model"),
+                cwd=cases_dir.parent)
+    assert run.returncode == 2
+    assert "--tokenizer: no tokenizer at" in run.stderr and "no-model" in run.stderr

@@ -3,8 +3,11 @@ exactly as a run loads them and without building anything.
 
 A PATH is a case file or a cases directory; a directory is checked as a run reads it (the forget
 and holdout sets, then the user's case files, ids unique across all). For each valid file it
-prints its records, their kinds and probes; for each invalid one, every error. The exit status
-is 0 when every file is valid, 1 otherwise, 2 on a usage error.
+prints its records, their kinds and probes; for each invalid one, every error. With
+``--tokenizer MODEL_DIR`` (a model directory, or a Hugging Face id in the local cache), each probe
+that does not end on a token boundary of that tokenizer is shown with the characters token
+healing will cut off it (leakbench.healing). The exit status is 0 when every file is valid, 1
+otherwise, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -32,17 +35,28 @@ def _counts(counter: Counter) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counter.items()))
 
 
-def summary(where: str, samples: list[Sample], *, records: bool) -> list[str]:
-    """What a file holds: one line for the file, then (with `records`) one line per record."""
+def summary(where: str, samples: list[Sample], *, records: bool, tokenizer=None) -> list[str]:
+    """What a file holds: one line for the file, then (with `records`) one line per record; with
+    a `tokenizer`, the characters healing cuts off each probe that needs it."""
     probes = Counter(probe.style for sample in samples for probe in sample.probes)
     lines = [f"{where}: {len(samples)} record{'s' * (len(samples) != 1)} "
              f"(kinds: {_counts(Counter(s.kind for s in samples)) or 'none'}), "
              f"{sum(probes.values())} probes ({_counts(probes) or 'none'})"]
     if records:
         lines += [f"  {s.id}  {s.kind}  owner {s.owner}  probes: "
-                  + ", ".join(p.id for p in s.probes)
+                  + ", ".join(p.id + _healed(tokenizer, s, p.prompt) for p in s.probes)
                   + ("" if s.kind_check else "  (kind_check: false)") for s in samples]
     return lines
+
+
+def _healed(tokenizer, sample: Sample, prompt: str) -> str:
+    """`` (healed: asked without '...')`` when the prompt does not end on a token boundary."""
+    if tokenizer is None:
+        return ""
+    from leakbench.healing import boundary
+
+    kept = boundary(tokenizer, prompt, sample.secret + sample.text[sample.span[1]:])
+    return f" (healed: asked without {prompt[kept:]!r})" if kept < len(prompt) else ""
 
 
 def _files(paths: list[str]) -> list[Path]:
@@ -53,7 +67,7 @@ def _files(paths: list[str]) -> list[Path]:
     return files
 
 
-def check(paths: list[str]) -> int:
+def check(paths: list[str], tokenizer=None) -> int:
     try:
         files = _files(paths)
     except CaseFileError as error:  # a directory that cannot be listed
@@ -63,7 +77,7 @@ def check(paths: list[str]) -> int:
     for path in files:
         if path in loaded:
             print("\n".join(summary(display_path(path), loaded[path],
-                                    records=path.name not in GENERATED)))
+                                    records=path.name not in GENERATED, tokenizer=tokenizer)))
     for error in errors:
         print(error)
     if errors:
@@ -80,8 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     checker = commands.add_parser("check", help="print what case files hold, or every error")
     checker.add_argument("paths", nargs="+", metavar="PATH",
                          help="a case file (.py, .jsonl, .yaml, .yml) or a cases directory")
+    checker.add_argument("--tokenizer", metavar="MODEL_DIR",
+                         help="show the probes that token healing will cut back under this "
+                         "model's tokenizer (a model directory or a Hugging Face id in the local "
+                         "cache)")
     args = parser.parse_args(argv)
-    return check(args.paths)
+    return check(args.paths, _tokenizer(parser, args.tokenizer) if args.tokenizer else None)
+
+
+def _tokenizer(parser: argparse.ArgumentParser, name: str):
+    """The fast tokenizer of `name`, or a usage error naming it (nothing is downloaded)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as err:
+        parser.error(f"--tokenizer: no tokenizer at {name!r} ({' '.join(str(err).split())[:200]})")
+    if not getattr(tokenizer, "is_fast", False):
+        parser.error(f"--tokenizer: {name!r} has no fast tokenizer (healing reads token offsets)")
+    return tokenizer
 
 
 if __name__ == "__main__":
