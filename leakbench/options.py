@@ -239,25 +239,25 @@ def parse_decoys(value: object) -> int:
     return _count("--decoys", value, 2, " (extrapolated exposure fits a distribution to them)")
 
 
-def parse_temperature(value: object) -> float:
+def _real(option: str, value: object, fits: Callable[[float], bool], valid: str) -> float:
+    """A finite number that `fits`, or the option's error saying what is `valid`."""
     try:
-        temperature = float(str(value).strip())
+        number = float(str(value).strip())
     except ValueError:
-        temperature = math.nan
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise OptionError(f"--temperature: {value!r} is not a number >= 0")
-    return temperature
+        number = math.nan
+    if not (math.isfinite(number) and fits(number)):
+        raise OptionError(f"{option}: {value!r} is not {valid}")
+    return number
+
+
+def parse_temperature(value: object) -> float:
+    return _real("--temperature", value, lambda t: t >= 0, "a number >= 0")
 
 
 def parse_top_p(value: object) -> float:
     """--top-p: nucleus sampling, the smallest set of tokens whose probabilities add up to it."""
-    try:
-        top_p = float(str(value).strip())
-    except ValueError:
-        top_p = math.nan
-    if not 0 < top_p <= 1:
-        raise OptionError(f"--top-p: {value!r} is not a number in (0, 1]; 1 keeps every token")
-    return top_p
+    return _real("--top-p", value, lambda p: 0 < p <= 1,
+                 "a number in (0, 1]; 1 keeps every token")
 
 
 def parse_top_k(value: object) -> int:
