@@ -55,23 +55,27 @@ if TYPE_CHECKING:
     import torch
 
 
+def _check_predictions(argmax_ids: Sequence[int], secret_ids: Sequence[int]) -> None:
+    if len(argmax_ids) != len(secret_ids):
+        raise ValueError(f"{len(argmax_ids)} predictions for a secret of {len(secret_ids)} tokens")
+    if not secret_ids:
+        raise ValueError("the secret is empty")
+
+
 def memorization_accuracy(argmax_ids: Sequence[int], secret_ids: Sequence[int]) -> float:
     """MA: the share of the secret's tokens equal to the model's teacher-forced argmax.
 
     ``argmax_ids[j]`` is the argmax prediction for position j of the secret given the prefix and
     the true secret tokens before j (see `teacher_forced_argmax`).
     """
-    if len(argmax_ids) != len(secret_ids):
-        raise ValueError(f"{len(argmax_ids)} predictions for a secret of {len(secret_ids)} tokens")
-    if not secret_ids:
-        raise ValueError("the secret is empty")
+    _check_predictions(argmax_ids, secret_ids)
     return sum(p == s for p, s in zip(argmax_ids, secret_ids)) / len(secret_ids)
 
 
 def extraction_strength(argmax_ids: Sequence[int], secret_ids: Sequence[int]) -> float:
     """ES: the share of the secret, counted from its end, that the teacher-forced argmax gets
     right without a miss (see the module docstring for why that is 1 - k/L)."""
-    memorization_accuracy(argmax_ids, secret_ids)  # the same checks of the arguments
+    _check_predictions(argmax_ids, secret_ids)
     run = 0
     for predicted, true in zip(reversed(argmax_ids), reversed(secret_ids)):
         if predicted != true:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -281,8 +281,13 @@ def value_tokens(text: str, span: tuple[int, int], tokenizer) -> tuple[tuple[int
     from algorithms.batches import encode_forget
 
     example = encode_forget(text, span, tokenizer, sys.maxsize)
-    marked = [i for i, m in enumerate(example.secret_mask) if m]
-    return tuple(example.input_ids), (marked[0], marked[-1] + 1)
+    return tuple(example.input_ids), _marked(example.secret_mask)
+
+
+def _marked(mask: Sequence[int]) -> tuple[int, int]:
+    """The token positions [first, last + 1) a secret mask marks."""
+    marked = [i for i, m in enumerate(mask) if m]
+    return marked[0], marked[-1] + 1
 
 
 def exposure_log_perplexities(variant: Variant, plan: Plan, cache_dir: Path, *,
@@ -336,10 +341,9 @@ def _write_exposure(variant: Variant, plan: Plan, out: Path) -> None:
             rows, spans = [], []
             for ids, offsets, value in zip(encoded["input_ids"], encoded["offset_mapping"],
                                            values):
-                mask = overlap_mask(offsets, (start, start + len(value)))
-                marked = [i for i, m in enumerate(mask) if m]
-                rows.append(ids[:marked[-1] + 1])
-                spans.append((marked[0], marked[-1] + 1))
+                first, end = _marked(overlap_mask(offsets, (start, start + len(value))))
+                rows.append(ids[:end])
+                spans.append((first, end))
             result.append(candidate_log_perplexities(model, rows, spans, LOGITS_BUDGET))
             stage.advance(candidates=len(rows))
     (out / "log_perplexities.json").write_text(json.dumps(result))

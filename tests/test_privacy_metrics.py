@@ -22,6 +22,7 @@ from leakbench.completions import Store, request_key
 from leakbench.membership import min_k_plus_plus_score, next_token_stats, privleak
 from leakbench.memorization import calibrated_threshold, forgotten_share
 from leakbench.options import Gate, OptionError, parse_metrics
+from leakbench.plant import plant_config
 from leakbench.privacy_metrics import (
     SECRET_TOKENS,
     Plan,
@@ -465,3 +466,20 @@ def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, sm
         passed = sum(verdict == "PASSED" for verdict, _ in verdicts)
         assert metrics["forgotten_secrets"] == pytest.approx(passed / 24)
     assert rows["retrain"]["privleak"] == 0.0 and "privleak" in rows["kl"]
+
+
+@pytest.mark.parametrize("options, per_secret", [
+    ((), True),
+    (("--metrics=mia,privleak",), False),  # no per-secret score measured
+    (("--endpoint=http://localhost:9",), False),  # no score measured at all
+])
+def test_per_secret_tests_exist_only_where_a_per_secret_score_is_measured(options, per_secret):
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmark", "--co", "-q", "-p", "no:cacheprovider",
+         "--algo=kl", "-m", "memorization", *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    forgotten = [line for line in run.stdout.splitlines() if "::test_forgotten[" in line]
+    planted = PrivacyData.load(ROOT / "cases", plant_config("tiny").forget_samples).forget
+    assert len(forgotten) == (len(planted) if per_secret else 0)
+    assert "test_memorization[kl]" in run.stdout and "skip" not in run.stdout

@@ -3,12 +3,12 @@
 `pytest_generate_tests` turns data into tests: a test that takes `algorithm` runs once per --algo
 choice; one that takes `forget_probe`, `holdout_probe` or `functional_task` runs once per probe or
 task, with the probe's or task's readable id, and one that takes `forget_sample` once per forget
-secret, with the sample's id. An attack test takes `attack` (once per --attacks
-setting, marked with its family) and `evaluated_probe` (the forget probes every attack is judged
-on, leakbench.attacked.evaluated_probes) or `capability_task` (the capability probe's tasks,
-asked of the planted model only: a quantizer that wrecks the model shows there). The cases are
-loaded in `pytest_configure`, so a malformed case file is a usage error (one line, exit status 4)
-like a mistyped option, not a collection error with a traceback.
+secret, with the sample's id (none when no per-secret score is measured). An attack test takes
+`attack` (once per --attacks setting, marked with its family) and `evaluated_probe` (the forget
+probes every attack is judged on, leakbench.attacked.evaluated_probes) or `capability_task` (the
+capability probe's tasks, asked of the planted model only: a quantizer that wrecks the model
+shows there). The cases are loaded in `pytest_configure`, so a malformed case file is a usage
+error (one line, exit status 4) like a mistyped option, not a collection error with a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from leakbench.cases import CaseFileError
 from leakbench.models import family
 from leakbench.plant import plant_config
 from leakbench.plugin.command_line import MODEL_SPEC, RUN_OPTIONS
+from leakbench.privacy_metrics import CALIBRATED_SCORES
 from leakbench.probes import PrivacyData, functional_tasks
 from leakbench.redaction import Redactor
 
@@ -71,8 +72,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "capability_task" in names:
         tasks = [t for t in functional_tasks() if t.source == "capability"]
         metafunc.parametrize("capability_task", tasks, ids=[t.test_id for t in tasks])
-    if "forget_sample" in names:  # the per-secret memorization tests
-        samples = config.stash[RUN_CASES].forget
+    if "forget_sample" in names:  # the per-secret memorization tests, where a score is measured
+        measured = not options.endpoint and any(group in options.metrics
+                                                for group in CALIBRATED_SCORES.values())
+        samples = config.stash[RUN_CASES].forget if measured else []
         metafunc.parametrize("forget_sample", samples, ids=[s.id for s in samples])
     for split in ("forget", "holdout"):
         if f"{split}_probe" in names:
@@ -84,10 +87,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Attack tests of an empty choice (--attacks=none, or no planted model in --algo for the
-    capability under attack) are deselected: pytest would show each as a skipped placeholder."""
-    empty = [item for item in items
-             if item.get_closest_marker("attack") and item.get_closest_marker("skip")]
+    """Tests of an empty choice are deselected, where pytest would show each as a skipped
+    placeholder: attack tests (--attacks=none, or no planted model in --algo for the capability
+    under attack) and per-secret memorization tests (no per-secret score in --metrics, or
+    --endpoint, where no score is measured)."""
+    empty = [item for item in items if item.get_closest_marker("skip") and (
+        item.get_closest_marker("attack") or "forget_sample" in item.fixturenames)]
     if empty:
         config.hook.pytest_deselected(items=empty)
         dropped = set(empty)
