@@ -22,10 +22,11 @@ from leakbench import sandbox
 from leakbench.sandbox import Limits, Result, cgroup, run_program
 
 DEFAULT = Limits()
-# Other work shares this machine and moves its free memory by a GiB meanwhile; a leak of the
-# program below would be 3.3 GiB at least. This process's own cgroup tells it more precisely.
-MEMORY_TOLERANCE = 1536 << 20
-OWN_MEMORY_TOLERANCE = 256 << 20
+# The runs' cgroups sit below this process's own, which is charged for whatever they leave behind
+# (a leak of the program below would be 3.3 GiB at least). The other test worker may share that
+# cgroup, hence a GiB of slack; the machine's free memory is no measure at all: the host's other
+# tenants move it by more than that.
+OWN_MEMORY_TOLERANCE = 1 << 30
 SHMEM_TOLERANCE = 32 << 20  # tmpfs and shared memory: what a leaked scratch would hold
 DISK_TOLERANCE = 256 << 20
 
@@ -86,7 +87,7 @@ def test_four_processes_of_1_1_gib_stop_at_the_whole_program_memory_limit() -> N
     The default limits, but more time than the default wall clock: a loaded machine may need it
     to write 4.4 GiB of fresh pages (docs/RELIABILITY.md)."""
     needs_cgroups()
-    available, own = meminfo("MemAvailable"), own_memory_usage()
+    own = own_memory_usage()
     result = run("""
         import os, time
         ready, held = os.pipe()
@@ -108,8 +109,6 @@ def test_four_processes_of_1_1_gib_stop_at_the_whole_program_memory_limit() -> N
         "memory", f"whole-program memory limit of {DEFAULT.memory_bytes} bytes"), result
     after = settles(own_memory_usage, own, OWN_MEMORY_TOLERANCE)
     assert after - own < OWN_MEMORY_TOLERANCE, "the program's memory is still charged"
-    after = settles(lambda: meminfo("MemAvailable"), available, MEMORY_TOLERANCE)
-    assert available - after < MEMORY_TOLERANCE, "the program's memory was not given back"
 
 
 def test_the_run_has_a_cgroup_of_its_own_with_its_limits_and_removed_after() -> None:
