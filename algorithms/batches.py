@@ -3,7 +3,8 @@
 An `Example` is one token sequence; its `secret_mask` is 1 on the tokens of the secret (only the
 `selective` algorithm reads it) and 0 elsewhere; retain examples are all 0. `collate` pads on the
 right and sets `labels` to -100 on padding, so every loss (algorithms.losses) ignores padding
-exactly, whatever the amount.
+exactly, whatever the amount. `pack` lays whole documents end to end instead, for the next-token
+loss of fine-tuning (leakbench.plant), where padding was half of what the model computed.
 """
 
 from __future__ import annotations
@@ -119,3 +120,49 @@ def collate(examples: list[Example], pad_id: int, *, pad_to: int | None = None
         secret_mask[row, :n] = torch.tensor(example.secret_mask, dtype=torch.long)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
             "secret_mask": secret_mask}
+
+
+def pack(examples: list[Example], pad_id: int, row_len: int) -> dict[str, torch.Tensor]:
+    """The examples laid end to end in rows of at most `row_len` tokens (first fit, longest
+    first): input_ids, position_ids, labels. Only for the next-token loss: no secret_mask.
+
+    Positions restart at 0 with each document, and transformers masks attention by them (its
+    packed-sequence masks, when the model gets `position_ids`, no attention_mask and no cache):
+    a token attends only to its own document's earlier tokens, at the positions it would have
+    alone. Each document's first token and the padding that ends a row are no targets (-100), so
+    the loss, the mean over every other token, is `collate`'s, on the rows the documents fill
+    rather than one row per document padded to the longest (docs/PERFORMANCE.md, "Training
+    layout").
+    """
+    import torch
+
+    if not examples:
+        raise ValueError("pack needs at least one example")
+    rows: list[list[Example]] = []
+    free: list[int] = []
+    for example in sorted(examples, key=lambda e: -len(e.input_ids)):
+        n = len(example.input_ids)
+        if n > row_len:
+            raise ValueError(f"an example of {n} tokens does not fit a row of {row_len}")
+        row = next((i for i, room in enumerate(free) if room >= n), None)
+        if row is None:
+            rows.append([])
+            free.append(row_len)
+            row = len(rows) - 1
+        rows[row].append(example)
+        free[row] -= n
+    length = row_len - min(free)
+    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), length), dtype=torch.long)
+    labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for example in row:
+            n = len(example.input_ids)
+            ids = torch.tensor(example.input_ids, dtype=torch.long)
+            input_ids[r, start : start + n] = ids
+            position_ids[r, start : start + n] = torch.arange(n)
+            labels[r, start + 1 : start + n] = ids[1:]
+            start += n
+        position_ids[r, start:] = torch.arange(length - start)  # the padding: a document of its own
+    return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels}

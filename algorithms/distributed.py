@@ -94,11 +94,14 @@ def share(acc, batch: list) -> list:
         return part
 
 
-def device_batch(acc, examples: list, pad_id: int) -> dict[str, torch.Tensor]:
-    """This process's share of `examples` (`share`), collated, on its device."""
-    from algorithms.batches import collate
+def device_batch(acc, examples: list, pad_id: int, *, pack_into: int | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """This process's share of `examples` (`share`) on its device: collated, or packed into rows
+    of `pack_into` tokens where that is given (algorithms.batches.pack)."""
+    from algorithms.batches import collate, pack
 
-    batch = collate(share(acc, examples), pad_id)
+    part = share(acc, examples)
+    batch = collate(part, pad_id) if pack_into is None else pack(part, pad_id, pack_into)
     return {k: v.to(acc.device) for k, v in batch.items()}
 
 

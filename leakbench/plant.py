@@ -42,6 +42,10 @@ class PlantConfig:
     # Fresh retain texts mixed into each planting epoch per forget sample (`planting_retain`):
     # meant to keep the model's coding ability while it memorizes; all that `retrain` sees.
     retain_ratio: float = 1.0
+    # Each batch's documents laid end to end in rows of max_len (algorithms.batches.pack) instead
+    # of padded: the same loss on half the computation. Only for models whose transformers code
+    # masks attention by position_ids (Llama's, which `tiny` is); others attend across documents.
+    packed: bool = False
 
 
 PLANT_CONFIGS = {
@@ -50,8 +54,8 @@ PLANT_CONFIGS = {
     # setting reached 91% direct leaks with capability pass@1 at 78% (65.5% before planting) with
     # float32 training; trained under bfloat16 autocast, 92% and 68% (74% before; the study).
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
-                        retain_ratio=1.0),
-    "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192),
+                        retain_ratio=1.0, packed=True),
+    "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192, packed=True),
     "default": PlantConfig(epochs=3, lr=1e-4, batch_size=8, max_len=512, mode="lora"),
 }
 
@@ -114,10 +118,10 @@ def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], con
         warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
         return config.lr * warmup * (1 - 0.9 * step / total)
 
-    def load(dtype):
+    def load(**options):
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(base_dir, **options)
 
     fine_tune(load, base_dir, batches(), total, lr_at, config, precision, out, desc="planting",
               log_name="training_log.json",
@@ -135,7 +139,8 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     afterwards (`config.mode`). Writes the weights, the tokenizer of `tokenizer_dir` and
     `log_name` ({"loss": per step, **log_extra, device, dtype, processes, seconds}) into `out`.
 
-    `load(dtype)` returns the model to train, on the CPU. Every process of a launch runs this
+    `load(**options)` returns the model to train, on the CPU, loaded with `from_pretrained`'s
+    `options` (the precision's dtype and attention kernel). Every process of a launch runs this
     (artifacts.build, collective) on its share of each batch (algorithms.distributed); process 0
     writes. The Accelerator puts the model on each process's device."""
     import torch
@@ -147,7 +152,7 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     accelerator = distributed.accelerator(config.mode, desc)
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = load(getattr(torch, precision.dtype))
+    model = load(**precision.load_kwargs())
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -163,19 +168,21 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     reported.note(**precision.facts())
     for step, texts in zip(range(steps), batches):
         examples = [encode_document(text, tokenizer, config.max_len) for text in texts]
-        batch = distributed.device_batch(accelerator, examples, tokenizer.pad_token_id)
+        batch = distributed.device_batch(accelerator, examples, tokenizer.pad_token_id,
+                                         pack_into=config.max_len if config.packed else None)
+        batch.pop("secret_mask", None)  # collate's, for unlearning; the next-token loss needs none
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         with precision.forward_context():
-            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         labels=batch["labels"]).loss
+            loss = model(**batch, use_cache=False).loss
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         mean = distributed.mean_over_processes(accelerator, {"loss": loss.item()})
         log.append(round(mean["loss"], 4))
-        reported.advance(tokens=int(batch["attention_mask"].sum()))
+        reported.advance(tokens=sum(len(e.input_ids) for e in distributed.share(accelerator,
+                                                                               examples)))
     if len(log) != steps:
         raise ValueError(f"{desc}: the batches ran out after {len(log)} of {steps} steps")
     model.eval()

@@ -83,11 +83,11 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
-    dtype = getattr(torch, precision.dtype)
-    model = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
+    options = precision.load_kwargs()
+    model = AutoModelForCausalLM.from_pretrained(planted, **options)
     reference = None
     if spec.needs_reference:
-        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
+        reference = AutoModelForCausalLM.from_pretrained(planted, **options)
     if hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -19,7 +19,7 @@ from torch import nn
 
 import algorithms
 from algorithms import BUILT_IN, get, load_hparams, losses, registry
-from algorithms.batches import Example, collate, encode_document, encode_forget
+from algorithms.batches import Example, collate, encode_document, encode_forget, pack
 from algorithms.hparams import HPARAMS_PATH
 from algorithms.loop import unlearn
 from leakbench.unlearn import key_hparams
@@ -361,6 +361,40 @@ def test_collate():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
     assert batch["labels"].tolist() == [[0, 5, 0, -100, -100], [4, 4, -100, -100, -100]]
     assert batch["secret_mask"].tolist() == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+
+
+def test_pack_lays_documents_end_to_end_longest_first():
+    docs = [Example([3, 4], [0, 0]), Example([5, 6, 7, 8], [0, 0, 0, 0]),
+            Example([9, 10, 11], [0, 0, 0])]
+    batch = pack(docs, pad_id=0, row_len=6)
+    assert batch.keys() == {"input_ids", "position_ids", "labels"}
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 3, 4], [9, 10, 11, 0, 0, 0]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 1, 2]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, 8, -100, 4], [-100, 10, 11, -100, -100, -100]]
+    with pytest.raises(ValueError, match="^an example of 4 tokens does not fit a row of 3$"):
+        pack(docs, pad_id=0, row_len=3)
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_packed_documents_give_the_padded_loss_and_gradients(attention):
+    """What planting relies on: packed, each document is seen as it is alone."""
+    docs = random_examples(6, 2, secret=False)
+    model = tiny_llama(0)
+    model.config._attn_implementation = attention
+    padded = collate(docs, PAD)
+    packed = pack(docs, PAD, row_len=24)
+    assert packed["input_ids"].shape[0] < len(docs)  # several documents share a row
+
+    def loss_and_gradient(batch):
+        model.zero_grad()
+        batch = {k: v for k, v in batch.items() if k != "secret_mask"}
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    (loss, gradient), (packed_loss, packed_gradient) = map(loss_and_gradient, (padded, packed))
+    assert packed_loss == pytest.approx(loss, rel=1e-5)
+    assert torch.allclose(packed_gradient, gradient, rtol=1e-4, atol=1e-6)
 
 
 # --- the loop ------------------------------------------------------------------------------------

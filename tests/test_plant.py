@@ -50,6 +50,6 @@ def test_planting_memorizes_the_forget_texts_and_logs_what_it_mixed_in(micro_mod
 def test_fine_tune_refuses_batches_that_run_out_before_its_steps(micro_model, tmp_path):
     config = PlantConfig(epochs=1, lr=1e-3, batch_size=2, max_len=32)
     with pytest.raises(ValueError, match="^test: the batches ran out after 2 of 3 steps$"):
-        fine_tune(lambda dtype: AutoModelForCausalLM.from_pretrained(micro_model, dtype=dtype),
+        fine_tune(lambda **options: AutoModelForCausalLM.from_pretrained(micro_model, **options),
                   micro_model, iter([SECRET_TEXTS[:2]] * 2), 3, lambda step: config.lr, config,
                   cpu_precision(), tmp_path, desc="test", log_name="log.json", log_extra={})
