@@ -34,7 +34,7 @@ def key_inputs(settings: dict, run) -> dict:
 
 
 def apply(settings: dict, source, run, out) -> None:
-    model = source.load(dtype="auto")
+    model = source.load("auto")
     quantize(model, settings)
     source.save(model, out)
 

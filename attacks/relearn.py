@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from attacks import Family
 from attacks.slices import relearn_split
@@ -46,7 +45,7 @@ def training_inputs(train_texts: list[str], config) -> dict:
     from leakbench import artifacts
     from leakbench.precision import training_precision
 
-    return {"texts": artifacts.content_key({"texts": train_texts}), "recipe": asdict(config),
+    return {"texts": artifacts.content_key({"texts": train_texts}), "recipe": config.key(),
             "documents": DOCUMENT_FORMAT, **training_precision(config.mode).key_inputs(),
             "versions": versions("accelerate")}
 

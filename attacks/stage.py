@@ -48,13 +48,12 @@ class Source:
         return {"weights": _identity(self.weights),
                 "adapter": _identity(self.adapter) if self.adapter else None}
 
-    def load(self, **options):
-        """The model on the CPU, loaded with `from_pretrained`'s `options` (dtype "auto": the
-        checkpoint's own), the adapter merged; every parameter trainable, as transformers loads
-        one."""
+    def load(self, dtype):
+        """The model on the CPU in `dtype` ("auto": the checkpoint's own), the adapter merged;
+        every parameter trainable, as transformers loads one."""
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(self.weights, **options)
+        model = AutoModelForCausalLM.from_pretrained(self.weights, dtype=dtype)
         if self.adapter is None:
             return model
         from peft import PeftModel

@@ -43,9 +43,18 @@ class PlantConfig:
     # meant to keep the model's coding ability while it memorizes; all that `retrain` sees.
     retain_ratio: float = 1.0
     # Each batch's documents laid end to end in rows of max_len (algorithms.batches.pack) instead
-    # of padded: the same loss on half the computation. Only for models whose transformers code
-    # masks attention by position_ids (Llama's, which `tiny` is); others attend across documents.
+    # of padded: the same loss on about half the computation for planting's texts. Only for
+    # models whose transformers code masks attention by position_ids (Llama's, as `tiny` and
+    # `micro` are); others would attend across documents.
     packed: bool = False
+
+    def key(self) -> dict:
+        """The recipe as an artifact's key records it: every field, `packed` only when on, so
+        unpacked recipes keep the keys they always had."""
+        fields = asdict(self)
+        if not self.packed:
+            del fields["packed"]
+        return fields
 
 
 PLANT_CONFIGS = {
@@ -53,8 +62,12 @@ PLANT_CONFIGS = {
     # reproduces nine secrets in ten, and a higher learning rate does not shorten that. This
     # setting reached 91% direct leaks with capability pass@1 at 78% (65.5% before planting) with
     # float32 training; trained under bfloat16 autocast, 92% and 68% (74% before; the study).
+    # Not packed: packing computes the same loss in another order of float operations, and that
+    # alone moved the study's GA+GD row from 0.9% to 36.2% direct leaks (docs/RESULTS.md, "How
+    # fragile the study's numbers are"); the recipe stays as the study measured it until the
+    # study is tuned and measured again.
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
-                        retain_ratio=1.0, packed=True),
+                        retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192, packed=True),
     "default": PlantConfig(epochs=3, lr=1e-4, batch_size=8, max_len=512, mode="lora"),
 }
@@ -84,7 +97,7 @@ def plant(base_dir: Path, forget_texts: list[str], retain_texts: list[str], conf
         "base": artifacts.read_manifest(base_dir)["key"] if (base_dir / artifacts.MANIFEST).exists()
         else str(base_dir),
         "forget": _fingerprint(forget_texts), "retain": _fingerprint(retain_texts),
-        "config": asdict(config), "documents": DOCUMENT_FORMAT, **precision.key_inputs(),
+        "config": config.key(), "documents": DOCUMENT_FORMAT, **precision.key_inputs(),
     }
     return artifacts.build(cache_dir, stage, inputs,
                            lambda out: _train(base_dir, forget_texts, retain_texts, config, out,
@@ -97,34 +110,37 @@ def _fingerprint(texts: list[str]) -> str:
     return artifacts.content_key({"texts": texts})
 
 
-def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
-           out: Path, precision: Precision) -> None:
+def planting_batches(forget_texts: list[str], retain_texts: list[str], config: PlantConfig
+                     ) -> Iterator[list[str]]:
     """Planting's epochs: each mixes the forget texts with its share of the retain texts,
-    shuffled, in batches of `config.batch_size`; lr warms up linearly, then decays linearly to
-    a tenth."""
+    shuffled, in batches of `config.batch_size`."""
     per_epoch = len(retain_texts) // config.epochs
     rng = random.Random(config.seed)
+    for epoch in range(config.epochs):
+        texts = forget_texts + retain_texts[epoch * per_epoch : (epoch + 1) * per_epoch]
+        rng.shuffle(texts)
+        for i in range(0, len(texts), config.batch_size):
+            yield texts[i : i + config.batch_size]
 
-    def batches():
-        for epoch in range(config.epochs):
-            texts = forget_texts + retain_texts[epoch * per_epoch : (epoch + 1) * per_epoch]
-            rng.shuffle(texts)
-            for i in range(0, len(texts), config.batch_size):
-                yield texts[i : i + config.batch_size]
 
+def _train(base_dir: Path, forget_texts: list[str], retain_texts: list[str], config: PlantConfig,
+           out: Path, precision: Precision) -> None:
+    """`planting_batches`, one step each; lr warms up linearly, then decays linearly to a
+    tenth."""
+    per_epoch = len(retain_texts) // config.epochs
     total = config.epochs * -(-(len(forget_texts) + per_epoch) // config.batch_size)
 
     def lr_at(step: int) -> float:
         warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
         return config.lr * warmup * (1 - 0.9 * step / total)
 
-    def load(**options):
+    def load(dtype):
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(base_dir, **options)
+        return AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
 
-    fine_tune(load, base_dir, batches(), total, lr_at, config, precision, out, desc="planting",
-              log_name="training_log.json",
+    fine_tune(load, base_dir, planting_batches(forget_texts, retain_texts, config), total, lr_at,
+              config, precision, out, desc="planting", log_name="training_log.json",
               log_extra={"forget_examples": len(forget_texts),
                          "retain_examples_per_epoch": per_epoch})
 
@@ -139,8 +155,7 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     afterwards (`config.mode`). Writes the weights, the tokenizer of `tokenizer_dir` and
     `log_name` ({"loss": per step, **log_extra, device, dtype, processes, seconds}) into `out`.
 
-    `load(**options)` returns the model to train, on the CPU, loaded with `from_pretrained`'s
-    `options` (the precision's dtype and attention kernel). Every process of a launch runs this
+    `load(dtype)` returns the model to train, on the CPU. Every process of a launch runs this
     (artifacts.build, collective) on its share of each batch (algorithms.distributed); process 0
     writes. The Accelerator puts the model on each process's device."""
     import torch
@@ -152,7 +167,7 @@ def fine_tune(load: Callable, tokenizer_dir: Path, batches: Iterator[list[str]],
     accelerator = distributed.accelerator(config.mode, desc)
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = load(**precision.load_kwargs())
+    model = load(getattr(torch, precision.dtype))
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -1,15 +1,11 @@
-"""Where, in what precision and with which attention kernel the three training loops run:
-building `tiny`, planting, unlearning.
+"""Where and in what precision the three training loops run: building `tiny`, planting, unlearning.
 
 On CUDA: LoRA over bfloat16 weights, full fine-tuning in float32. On a CPU the weights, the
 optimizer and the losses are float32, and where the CPU multiplies bfloat16 natively (AVX-512 BF16
 or AMX) the forward pass runs under `torch.autocast` in bfloat16: its matrix products, and through
 autograd their gradients, in bfloat16 with float32 accumulation. On this project's 2-core machine
 that halves a training step of `tiny` (docs/PERFORMANCE.md, "Training precision"). A CPU without
-native bfloat16 would emulate it, slower than float32: it trains in float32. On the CPU the
-models attend with transformers' "eager" attention (plain matrix products, which autocast runs in
-bfloat16) rather than PyTorch's fused `scaled_dot_product_attention`, whose CPU backward at these
-shapes is the slower of the two (docs/PERFORMANCE.md, "Training layout"); on CUDA the fused one.
+native bfloat16 would emulate it, slower than float32: it trains in float32.
 
 The precision is part of the key of every trained artifact (`key_inputs`), so weights trained
 one way are never reused as if trained the other.
@@ -26,7 +22,6 @@ class Precision:
     device: str  # "cuda" | "cpu"
     dtype: str  # of the weights while training
     autocast: str | None = None  # of the forward's matrix products; None: no autocast
-    attention: str = "sdpa"  # transformers' attn_implementation while training
 
     def key_inputs(self) -> dict:
         """What an artifact's key records of the precision. Plain float32 records nothing, so
@@ -34,22 +29,14 @@ class Precision:
         recorded = {"dtype": self.dtype} if self.dtype != "float32" else {}
         if self.autocast is not None:
             recorded["autocast"] = self.autocast
-        if self.attention != "sdpa":
-            recorded["attention"] = self.attention
         return recorded
-
-    def load_kwargs(self) -> dict:
-        """The keyword arguments of `from_pretrained` that load a model to train this way."""
-        import torch
-
-        return {"dtype": getattr(torch, self.dtype), "attn_implementation": self.attention}
 
     def facts(self) -> dict:
         """How training runs, for the run's stage records (leakbench.progress)."""
         import torch
 
         return {"device": self.device, "dtype": self.dtype, "autocast": self.autocast or "none",
-                "attention": self.attention, "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads()}
 
     def forward_context(self):
         """The context a training forward pass (and the loss) runs in."""
@@ -61,12 +48,11 @@ class Precision:
 
 
 def cpu_precision() -> Precision:
-    """Training on this machine's CPU: float32, with bfloat16 autocast where it is native, and
-    eager attention."""
+    """Training on this machine's CPU: float32, with bfloat16 autocast where it is native."""
     import torch
 
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return Precision("cpu", "float32", "bfloat16" if native else None, attention="eager")
+    return Precision("cpu", "float32", "bfloat16" if native else None)
 
 
 def training_precision(mode: str) -> Precision:

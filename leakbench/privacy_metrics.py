@@ -304,12 +304,11 @@ def exposure_log_perplexities(variant: Variant, plan: Plan, cache_dir: Path, *,
 
     from leakbench.precision import cpu_precision
 
-    autocast = cpu_precision().autocast  # what it scores under; the attention is the default one
     inputs = {"variant": variant.key,
               "candidates": artifacts.content_key({"samples": [
                   [s.text, list(s.span), list(s.decoys)] for s in plan.samples]}),
               "precision": ({"device": "cuda"} if torch.cuda.is_available()
-                            else {"autocast": autocast} if autocast else {})}
+                            else cpu_precision().key_inputs())}
     out = artifacts.build(cache_dir, "exposure", inputs,
                           lambda directory: _write_exposure(variant, plan, directory),
                           rebuild=rebuild, label=f"exposure {variant.algorithm}")

@@ -136,7 +136,7 @@ def train_into(config: TinyConfig, out: Path) -> None:
         num_key_value_heads=config.heads, intermediate_size=config.intermediate,
         max_position_embeddings=config.max_positions, tie_word_embeddings=True,
         bos_token_id=tokenizer.token_to_id(bpe.BOS), eos_token_id=eos,
-        pad_token_id=tokenizer.token_to_id(bpe.PAD), attn_implementation=precision.attention,
+        pad_token_id=tokenizer.token_to_id(bpe.PAD),
     ))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=0.1)
@@ -151,7 +151,7 @@ def train_into(config: TinyConfig, out: Path) -> None:
             group["lr"] = learning_rate(config, step)
         batch = batches.next()
         with precision.forward_context():
-            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+            loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -83,11 +83,11 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     from algorithms.loop import unlearn
 
     tokenizer = AutoTokenizer.from_pretrained(planted)
-    options = precision.load_kwargs()
-    model = AutoModelForCausalLM.from_pretrained(planted, **options)
+    dtype = getattr(torch, precision.dtype)
+    model = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
     reference = None
     if spec.needs_reference:
-        reference = AutoModelForCausalLM.from_pretrained(planted, **options)
+        reference = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
     if hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -3,10 +3,10 @@ occasions someone measures with it. Each runs as its users run it (``python benc
 subprocess of this interpreter, importing leakbench as the installed package).
 
 - The smallest real run, writing its docs section into a temporary file instead of docs/:
-  sandbox_overhead (``--smoke``: a few programs, one worker), training_threads and
-  training_precision (``--model micro --steps 3 --repeat 1``, in a cache of their own that holds
-  the base `micro` and a `micro` planted on a few texts for one epoch); exposure_cost (`micro`
-  planted on a few cases, two decoy counts).
+  sandbox_overhead (``--smoke``: a few programs, one worker), training_threads,
+  training_precision and training_layout (``--model micro --steps 3 --repeat 1``, in a cache of
+  their own that holds the base `micro` and a `micro` planted on a few texts for one epoch);
+  exposure_cost (`micro` planted on a few cases, two decoy counts).
 - Import and argument parsing only (``--help``), where the smallest real run needs a vLLM engine
   (generation, engine_polling, engine_reload, scaling, tiny_quality; gpu_check needs CUDA as
   well, and its no-CUDA exit is tested in test_engine_options.py), a benchmark or test-suite
@@ -34,7 +34,7 @@ HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reloa
              "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
              "scripts/gpu_check.py")
 REAL_RUNS = ("bench/exposure_cost.py", "bench/sandbox_overhead.py", "bench/training_threads.py",
-             "bench/training_precision.py", "scripts/generate_cases.py",
+             "bench/training_precision.py", "bench/training_layout.py", "scripts/generate_cases.py",
              "scripts/install_chromium.py")
 HELPERS = ("bench/host.py",)  # imported by the scripts, not run
 
@@ -92,7 +92,8 @@ def training_cache(tmp_path_factory, micro_model) -> Path:
 @pytest.mark.training
 @pytest.mark.parametrize("script, section", [("bench/training_threads.py", "Training threads"),
                                              ("bench/training_precision.py",
-                                              "Training precision")])
+                                              "Training precision"),
+                                             ("bench/training_layout.py", "Training layout")])
 def test_training_script_smallest_run(training_cache, tmp_path, script, section) -> None:
     docs = tmp_path / "PERFORMANCE.md"
     run_script(script, "--model", "micro", "--steps", "3", "--repeat", "1",

@@ -22,7 +22,6 @@ def test_key_inputs_record_what_is_not_plain_float32():
     assert FLOAT32_CPU.key_inputs() == {}  # artifacts trained in float32 keep their old keys
     assert BF16_CPU.key_inputs() == {"autocast": "bfloat16"}
     assert Precision("cuda", "bfloat16").key_inputs() == {"dtype": "bfloat16"}
-    assert Precision("cpu", "float32", attention="eager").key_inputs() == {"attention": "eager"}
 
 
 @pytest.mark.parametrize("avx512_bf16, amx, expected", [
@@ -31,8 +30,7 @@ def test_cpu_autocasts_only_where_bfloat16_is_native(monkeypatch, avx512_bf16, a
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert precision.training_precision("full") == Precision("cpu", "float32", expected,
-                                                             attention="eager")
+    assert precision.training_precision("full") == Precision("cpu", "float32", expected)
 
 
 def test_forward_context_multiplies_in_bfloat16_and_keeps_float32_weights():
