@@ -1,15 +1,21 @@
 """Loading weights into a running engine in place, against starting a fresh engine, on `tiny`.
 
-    python bench/engine_reload.py --cache-dir DIR [--prompts 150]
+    python bench/engine_reload.py --cache-dir DIR [--prompts 150] [--cycles 3]
 
 DIR holds a cached `pytest benchmark --model=tiny --algo=all` run: the planted model, the retrain
 reference and six full-weight variants, weights of one architecture
 (`leakbench.pipeline.architecture_key`). Both ways run the suite's engine job
 (`pipeline.engine_job`, `serving.engine_kwargs`) in an engine process of their own:
 
+The engine runs as the suite runs it: on the CPU in the engine process itself
+(`serving.engine_in_this_process`).
+
 (a) one engine starts on the first of these weights and loads each next one in place
     (`serving._reload`: vLLM's `reload_weights`, the tied layers processed again, the prefix
-    cache reset), generating the same prompts on each; each reload is timed;
+    cache reset), generating the same prompts on each, --cycles times over (the first weights
+    again after the last): each reload is timed, the memory of the process tree taken after each
+    generation (does it settle, or grow with every reload?), and a load of weights already
+    served must answer as their first did;
 (b) a fresh engine on the first and on the last weights that (a) reloaded, timed from the process
     start until `vllm.LLM(...)` returned (start), and the constructor alone. Its answers must
     equal (a)'s on the same weights.
@@ -56,13 +62,16 @@ def shared_weights(cache_dir: Path) -> list[Path]:
     return max(groups.values(), key=len)
 
 
-def run_engine(weights: list[Path], requests: list[Request], workdir: Path) -> dict:
-    """An engine process that starts on weights[0] and reloads the others in turn (`engine`):
-    its start (s, from the spawn), constructor and reload times, memory, answers per weights."""
+def run_engine(weights: list[Path], requests: list[Request], workdir: Path, cycles: int = 1
+               ) -> dict:
+    """An engine process that starts on weights[0] and reloads the others in turn, `cycles`
+    times over (`engine`): its start (s, from the spawn), constructor and reload times, memory
+    after each load, the first answers per weights and how many later loads answered the same."""
     variants = {str(w): Variant(str(w), w, None, str(w)) for w in weights}
     job = pipeline.engine_job({w: [str(w)] for w in weights},
                               {name: requests for name in variants}, variants, {})
     (workdir / "job.json").write_text(job.to_json())
+    (workdir / "cycles").write_text(str(cycles))
     spawned = time.monotonic()
     proc = subprocess.Popen([sys.executable, __file__, "--engine", str(workdir)],
                             start_new_session=True)
@@ -83,19 +92,25 @@ def engine(workdir: Path) -> NoReturn:
     job = EngineJob.from_json((workdir / "job.json").read_text())
     os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"  # as leakbench.serving._serve does
     from vllm import LLM
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        serving.engine_in_this_process()  # as the suite runs its engines
 
     called = time.monotonic()
     llm = LLM(**serving.engine_kwargs(job))
     ready = time.monotonic()
     out = {"ready": ready, "constructor": ready - called, "reloads": [], "rss_mib": [],
-           "answers": {}}
+           "answers": {}, "same_again": 0}
     tree = psutil.Process()
-    for i, (weights, (name,)) in enumerate(job.weights.items()):
+    cycles = int((workdir / "cycles").read_text())
+    for i, (weights, (name,)) in enumerate([*job.weights.items()] * cycles):
         if i:
             started = time.monotonic()
             serving._reload(llm, weights)
             out["reloads"].append(time.monotonic() - started)
-        out["answers"][weights] = serving._generate(llm, {name: job.requests[name]}, {})[name]
+        answers = serving._generate(llm, {name: job.requests[name]}, {})[name]
+        out["same_again"] += answers == out["answers"].setdefault(weights, answers)
         out["rss_mib"].append(sum(p.memory_info().rss for p in
                                   [tree, *tree.children(recursive=True)]) / 2**20)
     (workdir / "out.json").write_text(json.dumps(out))
@@ -107,6 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""))
     parser.add_argument("--prompts", type=int, default=150)
+    parser.add_argument("--cycles", type=int, default=3,
+                        help="times (a) loads every weights directory (%(default)s): whether its "
+                        "memory settles or grows with every reload")
     parser.add_argument("--engine", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
@@ -120,7 +138,8 @@ def main() -> None:
         runs = {}
         for way, served in (("a", weights), ("first", weights[1:2]), ("last", weights[-1:])):
             (Path(tmp) / way).mkdir()
-            runs[way] = run_engine(served, requests, Path(tmp) / way)
+            runs[way] = run_engine(served, requests, Path(tmp) / way,
+                                   args.cycles if way == "a" else 1)
             print(f"({way}) done", flush=True)
     text = section(args, f"{host}; {load.note()}", weights, requests, runs)
     write_section(PERFORMANCE_MD, SECTION, text)
@@ -148,13 +167,20 @@ def section(args, host: str, weights: list[Path], requests: list[Request], runs:
         f"- Machine: {host}; `VLLM_CPU_KVCACHE_SPACE={os.environ['VLLM_CPU_KVCACHE_SPACE']}`.",
         f"- Command: `{command}` ({time.strftime('%Y-%m-%d')}), on {len(weights)} weights "
         f"directories of `tiny` ({stages}): (a) one engine "
-        f"on them in turn, {len(reloads)} reloads; (b) a fresh engine on the first reloaded "
+        f"on them in turn, {args.cycles} time(s) over, {len(reloads)} reloads; (b) a fresh "
+        "engine on the first reloaded "
         "and on the last. Start: (a) and both (b).",
         f"- Prompts: {len(requests)} of a benchmark run's requests for one variant, greedy.",
         f"- Same answers, a fresh engine vs after the reload: first reloaded {same['first']}/"
         f"{len(requests)}, last {same['last']}/{len(requests)}.",
+        f"- Same answers when (a) loads weights again: {runs['a']['same_again'] - len(weights)}/"
+        f"{len(rss) - len(weights)} loads.",
         f"- Memory of (a)'s process tree after generating on the first weights {rss[0]:,.0f} MiB, "
-        f"on the last {rss[-1]:,.0f} MiB.",
+        f"on the last {rss[-1]:,.0f} MiB; the change over each reload and its generation: "
+        + ", ".join(f"{b - a:+,.0f}" for a, b in zip(rss, rss[1:])) + " MiB; over each time "
+        f"through the {len(weights)} weights: "
+        + ", ".join(f"{rss[end] - rss[max(0, end - len(weights))]:+,.0f}"
+                    for end in range(len(weights) - 1, len(rss), len(weights))) + " MiB.",
     ])
 
 

@@ -223,11 +223,7 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     from vllm.platforms import current_platform
 
     if current_platform.is_cpu():
-        # vLLM's engine core and model in this process (executor "uni"), not in two of their own:
-        # there the engine core waits for each step on a shared-memory queue by spinning on a
-        # core (no setting of vLLM 0.32 makes it sleep), and vLLM's thread binding keeps the model
-        # off that core. vLLM reads this when `LLM` is built; the user's own setting wins.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        engine_in_this_process()
     check_engine_args(job.engine_args, [f.name for f in dataclasses.fields(EngineArgs)
                                         if not f.name.startswith("_")])
     with progress.stage("engine start", cpu_clock=_engine_cpu_seconds):
@@ -252,6 +248,15 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def engine_in_this_process() -> None:
+    """On the CPU: vLLM's engine core and model in this process (executor "uni"), not in two of
+    their own: there the engine core waits for each step on a shared-memory queue by spinning on
+    a core (no setting of vLLM 0.32 makes it sleep), and vLLM's thread binding keeps the model off
+    that core (docs/PERFORMANCE.md, "Engine polling"). vLLM reads this when `LLM` is built; the
+    user's own setting wins."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 def _engine_cpu_seconds() -> float:
