@@ -22,7 +22,6 @@ docs/PERFORMANCE.md, or of --docs (tests/test_bench_smoke.py: `micro`, 3 steps).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from dataclasses import replace
@@ -30,15 +29,12 @@ from itertools import islice
 from pathlib import Path
 
 from host import OtherLoad, description
-from training_precision import only_artifact
+from training_runs import arguments, only_artifact, timed_steps
 
 from leakbench.docs_section import write_section
-from leakbench.options import parse_cache_dir
 from leakbench.precision import cpu_precision
 from leakbench.tiny import CONFIGS, TinyConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training layout"
 WAYS = {"padded, sdpa": ("sdpa", False), "padded, eager": ("eager", False),
         "packed, sdpa": ("sdpa", True), "packed, eager": ("eager", True)}
@@ -102,7 +98,6 @@ def time_loop(loop: str, way: str, config: TinyConfig, cache_dir: Path, steps: i
     weights, inputs, real, needs_reference = batches(loop, packed, config, cache_dir, steps)
     precision, options = cpu_precision(), {"dtype": torch.float32, "attn_implementation": attention}
     model = AutoModelForCausalLM.from_pretrained(weights, **options).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     if needs_reference:
         reference = AutoModelForCausalLM.from_pretrained(weights, **options)
         kl, hp = get("kl"), replace(load_hparams(config.name, "kl"), stop_forget_nll=None)
@@ -115,32 +110,11 @@ def time_loop(loop: str, way: str, config: TinyConfig, cache_dir: Path, steps: i
         def loss_of(i):
             return model(**inputs[i], use_cache=False).loss
         computed = statistics.mean(b["input_ids"].numel() for b in inputs)
-    seconds, first_loss = [], None
-    for i in range(steps):
-        started = time.perf_counter()
-        with precision.forward_context():
-            loss = loss_of(i)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds.append(time.perf_counter() - started)
-        first_loss = loss.item() if first_loss is None else first_loss
-    return statistics.median(seconds[2:]), first_loss, computed, real
+    return (*timed_steps(model, loss_of, steps, precision), computed, real)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
-                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--steps", type=int, default=10, help="at least 3 (%(default)s)")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
-                        help="the Markdown file whose section is rewritten (%(default)s)")
-    args = parser.parse_args()
-    if args.steps < 3:
-        parser.error("--steps: at least 3 (the first two are left out of the median)")
+    args = arguments(__doc__.splitlines()[0], steps=10)
     import torch
 
     config, load = CONFIGS[args.model], OtherLoad()

@@ -19,35 +19,22 @@ docs/PERFORMANCE.md, or of --docs (tests/test_bench_smoke.py: `micro`, 3 steps, 
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from host import description
+from training_runs import arguments, only_artifact, timed_steps
 
 from leakbench.docs_section import write_section
-from leakbench.options import parse_cache_dir
 from leakbench.precision import Precision
 from leakbench.tiny import CONFIGS, TinyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-
-PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training precision"
 PRECISIONS = {"float32": Precision("cpu", "float32"),
               "bfloat16 autocast": Precision("cpu", "float32", "bfloat16")}
-
-
-def only_artifact(cache_dir: Path, stage: str) -> Path:
-    """The last model directory of `stage` in the cache."""
-    found = sorted((cache_dir / stage).glob("*/model.safetensors"))
-    if not found:
-        sys.exit(f"bench/training_precision.py: no {stage} artifact under {cache_dir / stage}; "
-                 "run the benchmark on the model once or pass --cache-dir")
-    return found[-1].parent
 
 
 def step_batches(loop: str, config: TinyConfig, cache_dir: Path, steps: int):
@@ -98,33 +85,11 @@ def time_loop(loop: str, precision: Precision, config: TinyConfig, cache_dir: Pa
     model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).train()
     reference = (AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32).eval()
                  if needs_reference else None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    seconds, first_loss = [], None
-    for i in range(steps):
-        started = time.perf_counter()
-        with precision.forward_context():
-            loss = loss_of(model, reference, i)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds.append(time.perf_counter() - started)
-        first_loss = loss.item() if first_loss is None else first_loss
-    return statistics.median(seconds[2:]), first_loss
+    return timed_steps(model, lambda i: loss_of(model, reference, i), steps, precision)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
-                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--steps", type=int, default=10, help="at least 3 (%(default)s)")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
-                        help="the Markdown file whose section is rewritten (%(default)s)")
-    args = parser.parse_args()
-    if args.steps < 3:
-        parser.error("--steps: at least 3 (the first two are left out of the median)")
+    args = arguments(__doc__.splitlines()[0], steps=10)
     import torch
 
     config = CONFIGS[args.model]

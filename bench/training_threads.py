@@ -17,7 +17,6 @@ temporary file).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -26,15 +25,13 @@ import time
 from pathlib import Path
 
 from host import description
+from training_runs import arguments, only_artifact
 
 from leakbench.docs_section import write_section
-from leakbench.options import parse_cache_dir
 from leakbench.precision import cpu_precision
-from leakbench.tiny import CONFIGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "Training threads"
 
 
@@ -79,23 +76,8 @@ def main() -> None:
         base, threads, steps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         print(time_steps(base, threads, steps))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
-                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--steps", type=int, default=12, help="at least 3 (%(default)s)")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--docs", type=Path, default=PERFORMANCE_MD,
-                        help="the Markdown file whose section is rewritten (%(default)s)")
-    args = parser.parse_args()
-    if args.steps < 3:
-        parser.error("--steps: at least 3 (the first two are left out of the median)")
-    stage = args.cache_dir / f"base-{args.model}"
-    bases = sorted(stage.glob("*/model.safetensors"))
-    if not bases:
-        sys.exit(f"bench/training_threads.py: no base {args.model} under {stage}; "
-                 "run the benchmark once or pass --cache-dir")
-    base = str(bases[0].parent)
+    args = arguments(__doc__.splitlines()[0], steps=12)
+    base = str(only_artifact(args.cache_dir, f"base-{args.model}"))
     settings = {"one job, 2 threads": (2, 1), "one job, 1 thread": (1, 1),
                 "two jobs at once, 1 thread each": (1, 2)}
     results = {name: [] for name in settings}

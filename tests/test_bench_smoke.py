@@ -36,7 +36,7 @@ HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reloa
 REAL_RUNS = ("bench/exposure_cost.py", "bench/sandbox_overhead.py", "bench/training_threads.py",
              "bench/training_precision.py", "bench/training_layout.py", "scripts/generate_cases.py",
              "scripts/install_chromium.py")
-HELPERS = ("bench/host.py",)  # imported by the scripts, not run
+HELPERS = ("bench/host.py", "bench/training_runs.py")  # imported by the scripts, not run
 
 
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
