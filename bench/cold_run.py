@@ -2,7 +2,7 @@
 by side in one session on one machine.
 
     python bench/cold_run.py [--baseline REV] [--change REV] [--repeat 3] [--model tiny]
-                             [--algo all] [--workers 2] [--docs PATH]
+                             [--algo all] [--workers 2] [--docs PATH] [--warm-cache DIR]
 
 Each repeat runs, for the baseline revision and then for the change (alternating, so that a
 machine that grows busier or cooler weighs on both alike): the benchmark command with an empty
@@ -17,6 +17,10 @@ section "Cold and warm, side by side" of docs/PERFORMANCE.md gets the medians, t
 (change / baseline), the stage table of the change's median cold run, and what
 `python -m reports.compare` finds between the two revisions' results.json: the study's tables
 should not change in their conclusions.
+
+With --warm-cache DIR, warm runs only, all on DIR, which must already hold what both revisions
+build (a change that keeps the artifacts' keys: then one cache serves both); the section "Warm,
+side by side" gets the same, from the median warm run.
 """
 
 from __future__ import annotations
@@ -64,16 +68,22 @@ def run_once(checkout: Path, command: list[str]) -> dict:
 
 
 def measure(checkout: Path, args: argparse.Namespace, scratch: Path, tag: str) -> dict:
-    """A cold run on an empty cache, then a warm run on the cache it filled."""
-    cache = scratch / f"cache-{tag}"
+    """A cold run on an empty cache, then a warm run on the cache it filled; with --warm-cache,
+    one warm run on that cache."""
+    cache = args.warm_cache or scratch / f"cache-{tag}"
     runs = {}
-    for kind in ("cold", "warm"):
+    for kind in kinds(args):
         reports = scratch / f"reports-{tag}-{kind}"
         runs[kind] = run_once(checkout, benchmark_command(args, cache, reports))
         print(f"{tag} {kind}: {runs[kind]['seconds']:.0f} s (exit {runs[kind]['exit']})",
               flush=True)
-    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    if not args.warm_cache:
+        subprocess.run(["rm", "-rf", str(cache)], check=True)
     return runs
+
+
+def kinds(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("warm",) if args.warm_cache else ("cold", "warm")
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -84,7 +94,7 @@ UNCHANGED = re.compile(r"\s[+-]0(\.0+)?( pp)?$")  # a compare line whose differe
 
 
 def compare(baseline: dict, change: dict, scratch: Path) -> str:
-    """`python -m reports.compare` between the two revisions' cold results: its lines with a
+    """`python -m reports.compare` between the two revisions' results: its lines with a
     difference, and how many metrics are equal."""
     paths = []
     for name, run in (("baseline", baseline), ("change", change)):
@@ -105,25 +115,29 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
 
     lines = ["| run | baseline (s) | change (s) | change / baseline |",
              "| --- | ---: | ---: | ---: |"]
-    for kind in ("cold", "warm"):
+    first = kinds(args)[0]  # the run whose stages and results are shown
+    for kind in kinds(args):
         base, change = (statistics.median(seconds(side, kind)) for side in ("baseline", "change"))
         each = ", ".join(f"{s:.0f}" for s in seconds("change", kind))
         lines.append(f"| {kind} (median of {len(runs['change'])}; change: {each}) "
                      f"| {base:.0f} | {change:.0f} | {change / base:.2f} |")
-    cold = median_run([run["cold"] for run in runs["change"]])
-    stages = cold["results"]["manifest"].get("stages", [])
+    median = median_run([run[first] for run in runs["change"]])
+    stages = median["results"]["manifest"].get("stages", [])
     command = ("python bench/cold_run.py " + shlex.join(
         [f"--baseline={args.baseline}", *([f"--change={args.change}"] if args.change else []),
          f"--repeat={args.repeat}", f"--model={args.model}",
-         f"--algo={args.algo}", f"--workers={args.workers}"]))
+         f"--algo={args.algo}", f"--workers={args.workers}",
+         *([f"--warm-cache={args.warm_cache}"] if args.warm_cache else [])]))
+    runs_are = ("on that cache, built before (warm)" if args.warm_cache else
+                "with an empty cache (cold), then again (warm)")
     return "\n".join([
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}; {description()}; {load.note()}; "
         "the benchmark's engine processes count as other processes there). Each run: "
-        f"`pytest benchmark --model={args.model} --algo={args.algo} -n {args.workers}` with an "
-        "empty cache (cold), then again (warm); baseline and change alternate.", "", *lines, "",
-        "The change's median cold run, stage by stage (docs/REPORTS.md, \"Stages\"):", "",
+        f"`pytest benchmark --model={args.model} --algo={args.algo} -n {args.workers}` "
+        f"{runs_are}; baseline and change alternate.", "", *lines, "",
+        f"The change's median {first} run, stage by stage (docs/REPORTS.md, \"Stages\"):", "",
         "```", *stage_table(stages), "```", "",
-        "What `python -m reports.compare` finds between the two revisions' cold results:", "",
+        f"What `python -m reports.compare` finds between the two revisions' {first} results:", "",
         "```", compared, "```"])
 
 
@@ -136,6 +150,10 @@ def main() -> None:
     parser.add_argument("--algo", default="all")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    parser.add_argument("--warm-cache", type=Path,
+                        help="warm runs only, on this cache, which must hold what both revisions "
+                        "build (e.g. after a run of each); writes the section \"Warm, side by "
+                        "side\"")
     args = parser.parse_args()
     load = OtherLoad()
     with tempfile.TemporaryDirectory(prefix="leakbench-cold-") as directory:
@@ -152,14 +170,16 @@ def main() -> None:
             for repeat in range(args.repeat):
                 for side in runs:
                     runs[side].append(measure(checkouts[side], args, scratch, f"{side}-{repeat}"))
-            compared = compare(median_run([r["cold"] for r in runs["baseline"]]),
-                               median_run([r["cold"] for r in runs["change"]]), scratch)
+            first = kinds(args)[0]
+            compared = compare(median_run([r[first] for r in runs["baseline"]]),
+                               median_run([r[first] for r in runs["change"]]), scratch)
         finally:
             for side, revision in revisions.items():
                 if revision:
                     subprocess.run(["git", "worktree", "remove", "--force", str(checkouts[side])],
                                    cwd=ROOT, capture_output=True)
-    write_section(args.docs, "Cold and warm, side by side", report(args, runs, compared, load))
+    section = "Warm, side by side" if args.warm_cache else "Cold and warm, side by side"
+    write_section(args.docs, section, report(args, runs, compared, load))
     print(f"wrote {args.docs}")
 
 

@@ -362,3 +362,26 @@ def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_p
     served = benchmark_pytester.runpytest("--algo=kl", "--endpoint=http://localhost:8000/v1")
     assert served.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     served.stdout.fnmatch_lines(["*1 deselected*"])
+
+
+def test_xdist_workers_write_no_summary_sections_the_controller_does(benchmark_pytester):
+    """Nobody sees a worker's terminal: its FAILURES section was seconds of CPU spent for
+    nothing at the end of every run."""
+    benchmark_pytester.makeconftest(
+        """
+        pytest_plugins = ("leakbench.plugin",)
+
+        def pytest_sessionfinish(session):
+            name = getattr(session.config, "workerinput", {}).get("workerid", "controller")
+            (session.config.rootpath / f"no_summary-{name}").write_text(
+                str(session.config.option.no_summary))
+        """
+    )
+    benchmark_pytester.makepyfile("def test_one():\n    assert False\n\n"
+                                  "def test_two():\n    assert False\n")
+    result = benchmark_pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*= FAILURES =*", "*_ test_one _*"])
+    said = {path.name: path.read_text() for path in benchmark_pytester.path.glob("no_summary-*")}
+    assert said == {"no_summary-controller": "False", "no_summary-gw0": "True",
+                    "no_summary-gw1": "True"}

@@ -54,11 +54,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """A benchmark run fails thousands of tests by design (a leak is a failed test): pytest's
     FAILURES section is given a lookup in linear time, and its short summary leaves out the
     failed tests' lines unless the run asks with -r (e.g. -rfE), so that the screen ends with the
-    result table; every failure stays in the report files and junit XML."""
+    result table; every failure stays in the report files and junit XML. An xdist worker writes
+    no summary sections at all: nobody sees its terminal, and the controller writes them from
+    the reports (a worker spent seconds of CPU on its half of FAILURES at the end of a run)."""
+    if hasattr(session.config, "workerinput"):
+        session.config.option.no_summary = True
+        return
     reporter = session.config.pluginmanager.getplugin("terminalreporter")
     if reporter is None:
         return
-    teardown_lookup.install(reporter)  # also on xdist workers, whose reporters summarize unseen
+    teardown_lookup.install(reporter)
     if not _asked_for_report_chars(session.config):
         reporter.reportchars = reporter.reportchars.replace("f", "")
 
