@@ -68,6 +68,12 @@ def test_a_value_whose_check_fails_or_whose_kind_has_no_format_is_not_counted(kn
     assert invented_values("Jane Q. Nobody", "name", "", known) == []  # not measured
 
 
+def test_a_social_security_number_is_no_invented_phone_number(known):
+    """The national ids' layout has a phone number's digit count; written 3-2-4, it is an id."""
+    assert invented_values('ssn = "901-23-4567"', "phone", "", known) == []
+    assert invented_values('phone = "901-234-5678"', "phone", "", known) == ["901-234-5678"]
+
+
 def _direct(algorithm, id, invented, samples=1):
     return {"metric": "direct_leak", "algorithm": algorithm, "id": id, "split": "forget",
             "category": "none", "positives": 0, "samples": samples, "invented": invented}
