@@ -282,8 +282,9 @@ def stage_records(events: list[dict]) -> list[dict]:
     """What each stage of the run cost: its label, built / cached / failed, wall and CPU seconds
     (its parts' included), steps and work; each stage followed by its parts (`part_of` names the
     stage they belong to), in the order they started. A stage that several processes passed
-    through (every xdist worker does) counts once, as the first to end it."""
-    parents = {event["id"]: event.get("parent") for event in events if event["event"] == "start"}
+    through (every xdist worker does) counts once, as the first to end it, and its parts are
+    those of every pass: the first to end a part may have been inside another worker's pass."""
+    starts = {event["id"]: event for event in events if event["event"] == "start"}
     ends = {}
     for event in events:
         if event["event"] == "end" and event["label"] not in ends:
@@ -291,8 +292,9 @@ def stage_records(events: list[dict]) -> list[dict]:
     kept = {event["id"]: event for event in ends.values()}
     parts: dict[str | None, list[dict]] = {}
     for event in sorted(kept.values(), key=lambda e: e["time"] - e["wall_s"]):
-        parent = parents.get(event["id"])
-        parts.setdefault(parent if parent in kept else None, []).append(event)
+        parent = starts.get(starts.get(event["id"], {}).get("parent"))
+        stage = ends.get(parent["label"]) if parent else None  # the pass of it that is kept
+        parts.setdefault(stage["id"] if stage else None, []).append(event)
 
     def cpu(event: dict) -> float:
         return event["cpu_s"] + sum(cpu(part) for part in parts.get(event["id"], []))

@@ -91,6 +91,24 @@ def test_stage_records_count_a_stage_once_however_many_workers_passed(events):
     assert [r["status"] for r in progress.stage_records(read(events))] == ["built"]
 
 
+def test_a_stage_s_parts_stay_its_parts_when_another_worker_s_pass_is_kept():
+    """Warm, both workers pass through `prepare` and its cached parts; the first to end
+    `prepare` may not be the first to end a part."""
+    def start(id, label, time, parent=None):
+        return {**event("start", label, time), "id": id, "parent": parent}
+
+    def end(id, label, time):
+        return {**ended(label, time, status="cached", wall_s=0.0), "id": id}
+
+    events = [start("a", "prepare", 0.0), start("b", "prepare", 0.1),
+              start("a1", "build tiny", 0.2, parent="a"), end("a1", "build tiny", 0.3),
+              start("b1", "build tiny", 0.4, parent="b"), end("b1", "build tiny", 0.5),
+              end("b", "prepare", 0.6), end("a", "prepare", 0.7)]
+    records = progress.stage_records(events)
+    assert [(r["stage"], r.get("part_of")) for r in records] == [
+        ("prepare", None), ("build tiny", "prepare")]
+
+
 class Recorded:
     def __init__(self, terminal: bool) -> None:
         self.lines, self.statuses = [], []
