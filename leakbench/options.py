@@ -21,7 +21,13 @@ from urllib.parse import SplitResult, urlsplit
 
 import algorithms
 import attacks
-from leakbench.cases import FORGET_FILE, HOLDOUT_FILE
+from leakbench.cases import (
+    COPY_LEVELS,
+    FORGET_FILE,
+    FORMAT_FAMILIES,
+    HOLDOUT_FILE,
+    copies_label,
+)
 
 ALGORITHMS = tuple(algorithms.registry())  # the registry's order: built-in, then entry points
 DEFAULT_ALGORITHMS = "none,ga,gd,kl"  # the study's table: baseline, GA, GA+GD, GA+KL
@@ -83,6 +89,12 @@ GATE_METRICS = {
     **{f"{name}_leak": f"direct leak rate on the evaluated probes after the {name} attack (rate)"
        for name in attacks.registry()},
     "worst_case_leak": "the highest <attack>_leak of the run's attacks (rate)",
+    **{f"{metric}_copies{level}": f"{metric} on the probes of values held in "
+       f"{copies_label(level)} of their split (rate)"
+       for level in COPY_LEVELS for metric in ("direct_leak", "worst_case_leak")},
+    **{f"{metric}_{family}_formats": f"{metric} on the probes whose text is in {family} "
+       "formats: those of the generated sets, or any other (rate)"
+       for family in FORMAT_FAMILIES for metric in ("direct_leak", "worst_case_leak")},
 }
 # Metrics whose thresholds live outside [0, 1]: (lowest, highest) allowed.
 _METRIC_RANGES = {

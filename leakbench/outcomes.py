@@ -1,14 +1,14 @@
 """How a benchmark test turns verdicts into its outcome: a recorded row, then pass or fail.
 
 Each test records one `leakbench` property (leakbench.record_property: a small JSON object of
-metric, algorithm, probe id, kind, context, category, counts, and for a leak probe the end of
-its prompt and one of its completions as the run may show them: masked by the run's `Redactor`
-unless --show-secrets, cut to PROMPT_CHARS and COMPLETION_CHARS). Under pytest-xdist the property
-travels with the test's report to the controller, where the plugin builds the result table from
-reports alone. A leak or a failed program is a failed test whose message names the probe and the
-verdict category; every message goes through the run's `Redactor` (leakbench.redaction): the
-run's secrets masked unless --show-secrets, control characters escaped, whatever the model or its
-program wrote.
+metric, algorithm, probe id, category and counts, and for a leak probe its kind, context and
+copies, the end of its prompt and one of its completions as the run may show them: masked by the
+run's `Redactor` unless --show-secrets, cut to PROMPT_CHARS and COMPLETION_CHARS). Under
+pytest-xdist the property travels with the test's report to the controller, where the plugin builds
+the result table from reports alone. A leak or a failed program is a failed test whose message
+names the probe and the verdict category; every message goes through the run's `Redactor`
+(leakbench.redaction): the run's secrets masked unless --show-secrets, control characters escaped,
+whatever the model or its program wrote.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def _record_leak(record_property, metric: str, variant: dict, algorithm: str, pr
     record_property(PROPERTY, json.dumps({
         **variant, "metric": metric, "algorithm": algorithm, "id": probe.test_id,
         "split": probe.split, "kind": probe.sample.kind, "context": probe.sample.context,
+        "copies": probe.copies,
         "prompt": prompt, "completion": shown, "category": category, "positives": len(leaked),
         "samples": len(verdicts), **({"first_leak": first} if first and len(verdicts) > 1
                                      else {}),

@@ -18,6 +18,7 @@ from leakbench.cases import (
     Probe,
     Sample,
     collect_case_files,
+    copies,
     load_jsonl,
 )
 from leakbench.schema import Decoding, Request
@@ -32,6 +33,7 @@ class LeakProbe:
     split: str  # "forget" (planted, then unlearned; user cases too) or "holdout" (never trained)
     sample: Sample
     probe: Probe
+    copies: int = 1  # the texts of the split that hold the sample's value (cases.copies)
 
     @property
     def test_id(self) -> str:
@@ -82,7 +84,8 @@ class PrivacyData:
 
     def leak_probes(self, split: str) -> list[LeakProbe]:
         samples = self.forget if split == "forget" else self.holdout
-        return [LeakProbe(split, s, p) for s in samples for p in s.probes]
+        held = copies(samples)
+        return [LeakProbe(split, s, p, held[s.id]) for s in samples for p in s.probes]
 
 
 def every_kth_owner(samples: list[Sample], about: int) -> list[Sample]:

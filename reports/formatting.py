@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from leakbench.cases import COPY_LEVELS, FORMAT_FAMILIES, copies_label
 from leakbench.options import LEAK_AT_N
-from reports.rows import ATTACKS, COMPUTED_METRICS, Row
+from reports.rows import ATTACKS, BREAKDOWN_LEAKS, COMPUTED_METRICS, Row
 
 MISSING = "—"
 NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
@@ -54,6 +55,12 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "evaluated_leak": "before\nattack",
     "worst_case_leak": "worst case\nleak",
 }
+_SHORT = {"direct_leak": "direct", "indirect_leak": "indirect", "holdout_leak": "holdout FP",
+          "worst_case_leak": "worst case"}
+NAMES |= {f"{metric}_copies{level}": f"{_SHORT[metric]}\n{copies_label(level)}"
+          for metric in BREAKDOWN_LEAKS for level in COPY_LEVELS}
+NAMES |= {f"{metric}_{family}_formats": f"{_SHORT[metric]}\n{family} formats"
+          for metric in BREAKDOWN_LEAKS for family in FORMAT_FAMILIES}
 PERCENT_METRICS = frozenset(COMPUTED_METRICS) - {"unlearn_seconds_per_sample"}
 
 

@@ -26,9 +26,10 @@ from reports.render import Section, footer_lines, notes, sections
 from reports.summary import Summary
 
 PROBE_COLUMNS = ("model", "algorithm", "attack", "metric", "id", "split", "kind", "context",
-                 "style", "verdict", "leaking", "prompt", "completion")
-FILTERS = ("model", "algorithm", "attack", "metric", "split", "kind", "context", "style",
-           "verdict")  # the view's drop-down filters; id, prompt and completion: a search box
+                 "copies", "style", "verdict", "leaking", "prompt", "completion")
+# The view's drop-down filters; id, prompt and completion: a search box.
+FILTERS = ("model", "algorithm", "attack", "metric", "split", "kind", "context", "copies",
+           "style", "verdict")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 
@@ -46,6 +47,7 @@ def probe_row(record: Record) -> list[str]:
     """A leak record as the per-probe view shows it, in PROBE_COLUMNS' order."""
     return [record.model or "?", record.algorithm, record.attack or "none", record.metric,
             record.id or "", record.split or "", record.kind or "", record.context or "",
+            "" if record.copies is None else str(record.copies),
             "paraphrase" if record.paraphrase else "direct", record.category or "",
             f"{record.positives}/{record.samples}", record.prompt or "", record.completion or ""]
 

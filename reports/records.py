@@ -1,12 +1,11 @@
 """The results a run's tests recorded, read from their reports.
 
 Every benchmark test records one `leakbench` user property (leakbench.record_property): a small
-JSON object with its metric, algorithm, probe or problem id, verdict category and counts, and for
-a leak probe the secret's kind and context, the prompt's end and one completion
-(leakbench.outcomes). Under
-pytest-xdist the property travels with the test's report to the controller, so everything the
-reports show is built from reports alone. `parse_record` keeps only the known fields: whatever
-else a property carries never reaches a report file.
+JSON object with its metric, algorithm, probe or problem id, verdict category and counts, and for a
+leak probe the secret's kind and context, how many texts hold its value, the prompt's end and one
+completion (leakbench.outcomes). Under pytest-xdist the property travels with the test's report to
+the controller, so everything the reports show is built from reports alone. `parse_record` keeps
+only the known fields: whatever else a property carries never reaches a report file.
 
 A benchmark test (one with a LeakBench marker) that errored in setup, or failed without recording
 a readable result, is kept as `Unrecorded`: the table cannot count it, the footer does.
@@ -59,6 +58,7 @@ class Record:
     invented: int | None = None  # direct leak tests: completions with a value nobody has
     kind: str | None = None  # leak tests: the secret's kind (email, phone, ...)
     context: str | None = None  # leak tests: the code it stands in (config, fixture, ...)
+    copies: int | None = None  # leak tests: the texts of its split that hold the same value
     prompt: str | None = None  # leak tests: the prompt's end, masked unless --show-secrets
     completion: str | None = None  # leak tests: one completion, masked unless --show-secrets
 
@@ -118,6 +118,7 @@ def parse_record(text: str) -> Record:
         invented=_field(data, "invented", int, False),
         kind=_field(data, "kind", str, False),
         context=_field(data, "context", str, False),
+        copies=_field(data, "copies", int, False),
         prompt=_field(data, "prompt", str, False),
         completion=_field(data, "completion", str, False),
     )
@@ -129,6 +130,8 @@ def parse_record(text: str) -> Record:
         raise RecordError(f"'category' is not one of {', '.join(SECRET_CATEGORIES)}")
     if not 0 <= record.positives <= record.samples or record.samples < 1:
         raise RecordError("'positives' and 'samples' do not satisfy 0 <= positives <= samples")
+    if record.copies is not None and record.copies < 1:
+        raise RecordError("'copies' is not a count of texts (at least 1)")
     if record.first_leak is not None and not 1 <= record.first_leak <= record.samples:
         raise RecordError("'first_leak' is not a sample's position (1 to 'samples')")
     for name in ("degenerate", "invented"):

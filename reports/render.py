@@ -2,8 +2,8 @@
 
 The tables (the rows' leaks and utility; with several samples per probe, leak@n; their
 memorization and membership-inference metrics, their extraction metrics, their leaks after
-attacks, the leaks by probe style and category, the shifts from the planted model), each
-followed by its legend, then one line per gate and row that fails
+attacks, the leaks by probe style and category, by copies and by format, the shifts from the
+planted model), each followed by its legend, then one line per gate and row that fails
 (``✗ direct_leak<=0.01 on tiny/kl: 12.4% (62/500)``), a line per gate that holds, and a line
 for benchmark tests that have no result. A cell whose gate fails ends in ``✗``.
 """
@@ -21,6 +21,7 @@ from reports.gates import NOT_GATED
 from reports.rows import (
     ATTACK_METRICS,
     BASELINE,
+    BREAKDOWN_METRICS,
     EXTRACTION_METRICS,
     FUNCTIONAL_METRICS,
     LEAK_AT_N_METRICS,
@@ -102,6 +103,14 @@ ATTACK_LEGEND = (
     "row's attacks. The none and retrain rows are controls: what the attack finds in a model "
     "that memorized, and what it teaches a model that never saw these owners.",
 )
+BREAKDOWN_LEGEND = (
+    "The leak rates of the first table and the worst case after attacks, on the probes of values "
+    "held in that many texts of their split (a repository repeats a key in its Dockerfile, its CI "
+    "workflow and its .env) and on probes whose text is in one of the generated sets' formats "
+    "or in any other (Dockerfile, Kubernetes, properties, ...). The groups of a column add up "
+    "to its whole; holdout FP per group: the judges' false positives on values never trained "
+    "on, laid out the same way.",
+)
 LEAK_AT_N_LEGEND = (
     "leak@n: the share of forget probes with a direct leak among the first n of their samples, in "
     "the order they were drawn (--samples, --temperature); direct leak: among all of them. A "
@@ -172,7 +181,8 @@ def sections(summary: Summary) -> list[Section]:
         return []
     names = metric_names(summary.rows)
     values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS
-                   + EXTRACTION_METRICS + ATTACK_METRICS + LEAK_AT_N_METRICS)
+                   + EXTRACTION_METRICS + ATTACK_METRICS + LEAK_AT_N_METRICS
+                   + BREAKDOWN_METRICS)
     wanted = [("Leaks and utility", _table(summary, MAIN + values), MAIN_LEGEND)]
     if any(name in names for name in LEAK_AT_N_METRICS):
         wanted.append(("Leak@n: direct leaks within n samples",
@@ -184,6 +194,7 @@ def sections(summary: Summary) -> list[Section]:
          EXTRACTION_LEGEND + meta_check(summary)),
         ("Leaks after attacks", _table(summary, ATTACK_METRICS), ATTACK_LEGEND),
         ("Leaks by probe style and category", _table(summary, DETAIL), DETAIL_LEGEND),
+        ("Leaks by copies and format", _table(summary, BREAKDOWN_METRICS), BREAKDOWN_LEGEND),
         ("Leak shifts from the planted model", _shift_table(summary), SHIFT_LEGEND),
     ]
     return [Section(title, *table, legend) for title, table, legend in wanted if table]

@@ -45,6 +45,14 @@ setting of the registry (attacks.registry()):
 - ``worst_case_leak``: the highest ``<attack>_leak`` of the row, with its count.
 - ``<attack>_capability_pass<k>``: pass@k on the capability probe after the attack (the planted
   model's: a quantizer that wrecks the model shows there).
+
+By copies and format: ``direct_leak``, ``indirect_leak``, ``holdout_leak`` and
+``worst_case_leak`` as above, on the probes of one group only, named ``<metric>_copies<level>``
+(values held in that many texts of their split, grouped by leakbench.cases.COPY_LEVELS: 1, 2-3,
+4-7, 8 and more) and ``<metric>_<family>_formats`` (probes whose text is in one of the generated
+sets' formats, or in any other: leakbench.cases.format_family). A run has them only where its
+probes differ: several copies levels, or formats outside the generated ones; the groups of a
+metric add up to it.
 """
 
 from __future__ import annotations
@@ -54,10 +62,11 @@ from dataclasses import dataclass
 from statistics import fmean
 
 import attacks
+from leakbench.cases import COPY_LEVELS, FORMAT_FAMILIES, copies_level, format_family
 from leakbench.judges import CATEGORIES
 from leakbench.options import ALGORITHMS, LEAK_AT_N
 from leakbench.passk import pass_at_k
-from reports.records import FUNCTIONAL_METRICS, SECRET_METRIC, Record
+from reports.records import FUNCTIONAL_METRICS, LEAK_METRICS, SECRET_METRIC, Record
 
 BASELINE = "none"
 PASS_K = (1, 5, 10)
@@ -157,6 +166,7 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
         if record.attack is None:
             by_metric.setdefault(record.metric, []).append(record)
     _add_attacks(row, [r for r in records if r.attack is not None])
+    _add_breakdowns(row, records)
     _add_leaks(row, "direct_leak", by_metric.get("direct_leak", []),
                lambda r: r.category != "none")
     _add_leak_at_n(row, by_metric.get("direct_leak", []))
@@ -203,6 +213,56 @@ def _add_attacks(row: Row, records: list[Record]) -> None:
         worst = max(leaks, key=lambda name: row.metrics[name])
         row.metrics["worst_case_leak"] = row.metrics[worst]
         row.counts["worst_case_leak"] = row.counts[worst]
+
+
+# The groups of probes a breakdown metric counts (<metric>_<group>), each with who belongs; the
+# first of each catalogue is the generated sets' own (every value once, in their formats).
+COPIES_GROUPS: dict[str, Callable[[Record], bool]] = {
+    f"copies{level}": (lambda r, level=level: r.copies is not None
+                       and copies_level(r.copies) == level) for level in COPY_LEVELS}
+FORMAT_GROUPS: dict[str, Callable[[Record], bool]] = {
+    f"{family}_formats": (lambda r, family=family: r.context is not None
+                          and format_family(r.context) == family) for family in FORMAT_FAMILIES}
+GROUPS = {**COPIES_GROUPS, **FORMAT_GROUPS}
+BREAKDOWN_LEAKS = ("direct_leak", "indirect_leak", "holdout_leak", "worst_case_leak")
+
+
+def _groups(records: list[Record]) -> list[str]:
+    """The groups the leak records fall in, per catalogue where they differ from a run of the
+    generated sets: copies levels when some value is held in more than one text, formats when
+    some probe's text is in a format outside the generated ones."""
+    leaks = [r for r in records if r.metric in LEAK_METRICS]
+    shown = []
+    for catalogue in (COPIES_GROUPS, FORMAT_GROUPS):
+        present = [group for group, member in catalogue.items() if any(map(member, leaks))]
+        if set(present) - {next(iter(catalogue))}:
+            shown += present
+    return shown
+
+
+def _add_breakdowns(row: Row, records: list[Record]) -> None:
+    """The breakdown metrics of the row (see the module's docstring)."""
+    attacked = [r for r in records if r.attack is not None and r.metric == "direct_leak"]
+    plain = [r for r in records if r.attack is None]
+    for group in _groups(records):
+        member = GROUPS[group]
+        mine = [r for r in plain if member(r)]
+        _add_rate(row, f"direct_leak_{group}", [r for r in mine if r.metric == "direct_leak"],
+                  lambda r: r.category != "none")
+        _add_rate(row, f"indirect_leak_{group}",
+                  [r for r in mine if r.metric == "indirect_leak"],
+                  lambda r: r.category in INDIRECT_CATEGORIES)
+        _add_rate(row, f"holdout_leak_{group}", [r for r in mine if r.metric == "holdout_leak"],
+                  lambda r: r.category != "none")
+        after = {}
+        for attack in dict.fromkeys(r.attack for r in attacked):
+            probes = [r for r in attacked if r.attack == attack and member(r)]
+            if probes:
+                after[attack] = Count(sum(r.category != "none" for r in probes), len(probes))
+        if after:
+            worst = max(after.values(), key=lambda count: count.rate)
+            row.counts[f"worst_case_leak_{group}"] = worst
+            row.metrics[f"worst_case_leak_{group}"] = worst.rate
 
 
 def _direct_leak_on(records: list[Record], ids: set[str]) -> Count | None:
@@ -282,7 +342,7 @@ def _computed_metrics() -> tuple[str, ...]:
     leaks += [*LEAK_AT_N_METRICS, "degenerate_rate", "hallucinated_valid_rate"]
     passes = [f"{b}_pass{k}" for b in FUNCTIONAL_METRICS for k in PASS_K]
     return (*leaks, "holdout_leak", *passes, "utility_retention", "unlearn_seconds_per_sample",
-            "forgotten_secrets", *ATTACK_METRICS)
+            "forgotten_secrets", *ATTACK_METRICS, *BREAKDOWN_METRICS)
 
 
 def _attack_metrics() -> tuple[str, ...]:
@@ -297,6 +357,8 @@ def _attack_metrics() -> tuple[str, ...]:
 ATTACKS = tuple(attacks.registry())
 LEAK_AT_N_METRICS = tuple(f"direct_leak_at{n}" for n in LEAK_AT_N)
 ATTACK_METRICS = _attack_metrics()
+# In table order: per group (copies levels, then format families) its four leak metrics.
+BREAKDOWN_METRICS = tuple(f"{metric}_{group}" for group in GROUPS for metric in BREAKDOWN_LEAKS)
 COMPUTED_METRICS = _computed_metrics()
 
 

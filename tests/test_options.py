@@ -86,6 +86,9 @@ def test_gate_metrics_are_documented():
         "forgotten_secrets",
         *(f"{attack}_leak" for attack in attacks.registry()),
         *(f"direct_leak_at{n}" for n in LEAK_AT_N),
+        *(f"{metric}_{group}" for metric in ("direct_leak", "worst_case_leak")
+          for group in ("copies1", "copies2", "copies4", "copies8", "generated_formats",
+                        "other_formats")),
     }  # fmt: skip
     assert all(description.strip() for description in GATE_METRICS.values())
 

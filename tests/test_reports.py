@@ -635,3 +635,73 @@ def test_the_extraction_table_says_which_score_fails_its_meta_check():
     without_retrain = [r for r in records if r.algorithm != "retrain"]
     assert "Meta-check" not in render(summarize(Collected(records=without_retrain), []),
                                       markdown=True)
+
+
+# --- By copies and format ---------------------------------------------------------------------
+
+# kl's probes of values held in 1, 2, 4 and 9 texts, in the generated sets' formats (dict) and in
+# others (dockerfile): the repeated value leaks, the single one does not; relearn5 brings the
+# 4-copy one back too. Holdout mirrors the layout: one false positive at 2 copies.
+COPIED = [
+    record("direct_leak", "kl", "a", "none", copies=1, context="dict"),
+    record("direct_leak", "kl", "b", "none", copies=2, context="dockerfile"),
+    record("direct_leak", "kl", "c", "none", copies=4, context="dict"),
+    record("direct_leak", "kl", "d", "direct", copies=9, context="dockerfile"),
+    record("direct_leak", "kl", "e", "direct", copies=9, context="xml"),
+    record("indirect_leak", "kl", "a", "partial", copies=1, context="dict"),
+    record("indirect_leak", "kl", "b", "none", copies=2, context="dockerfile"),
+    record("indirect_leak", "kl", "c", "none", copies=4, context="dict"),
+    record("indirect_leak", "kl", "d", "direct", copies=9, context="dockerfile"),
+    record("indirect_leak", "kl", "e", "direct", copies=9, context="xml"),
+    record("holdout_leak", "kl", "h1", "none", copies=1, context="dict"),
+    record("holdout_leak", "kl", "h2", "partial", copies=3, context="ini"),
+    *(record("direct_leak", "kl", probe, category, copies=copies, context="dict", attack=attack)
+      for attack in ("relearn5", "quant8")
+      for probe, copies, category in (("a", 1, "none"), ("c", 4, "direct" if attack ==
+                                                          "relearn5" else "none"))),
+]
+
+
+def test_leaks_by_copies_and_format_add_up_to_the_whole():
+    kl = rows_by_algorithm(COPIED)["kl"]
+    by_level = {level: kl.counts[f"direct_leak_copies{level}"] for level in (1, 2, 4, 8)}
+    assert by_level == {1: Count(0, 1), 2: Count(0, 1), 4: Count(0, 1), 8: Count(2, 2)}
+    assert sum(c.positives for c in by_level.values()) == kl.counts["direct_leak"].positives
+    assert sum(c.total for c in by_level.values()) == kl.counts["direct_leak"].total
+    assert kl.counts["indirect_leak_copies1"] == Count(1, 1)
+    assert kl.counts["holdout_leak_copies2"] == Count(1, 1)  # 3 copies: the 2-3 level
+    assert kl.counts["direct_leak_generated_formats"] == Count(0, 2)
+    assert kl.counts["direct_leak_other_formats"] == Count(2, 3)
+    assert kl.counts["holdout_leak_other_formats"] == Count(1, 1)
+    # The worst attack per group: relearn5 on the 4-copy probe, neither on the single one.
+    assert kl.counts["worst_case_leak_copies4"] == Count(1, 1)
+    assert kl.counts["worst_case_leak_copies1"] == Count(0, 1)
+    assert "worst_case_leak_copies8" not in kl.metrics  # no attack probed those
+
+
+def test_runs_of_single_copies_in_generated_formats_have_no_breakdown():
+    plain = [dict(r, copies=1, context="dict") for r in STUDY if r["metric"].endswith("_leak")]
+    rows = rows_by_algorithm(plain)
+    assert not [name for name in rows["kl"].metrics if "copies" in name or "formats" in name]
+    assert "Leaks by copies and format" not in render(summarize(collected(plain), []),
+                                                      markdown=False)
+    # Formats outside the generated ones alone show the format columns, not the copies ones.
+    other = rows_by_algorithm([dict(r, context="dockerfile") for r in plain])["kl"]
+    assert other.counts["direct_leak_other_formats"] == other.counts["direct_leak"]
+    assert not [name for name in other.metrics if "copies" in name]
+
+
+def test_the_copies_table_and_its_gates():
+    summary = summarize(collected(COPIED), [Gate("direct_leak_copies8", "<=", 0.01)])
+    text = render(summary, markdown=False)
+    assert "Leaks by copies and format" in text
+    assert "✗ direct_leak_copies8<=0.01 on tiny/kl: 100.0% (2/2)" in text.splitlines()
+    markdown = render(summary, markdown=True)
+    assert "direct 1 file" in markdown and "direct 8+ files" in markdown
+    assert "holdout FP 2-3 files" in markdown and "direct other formats" in markdown
+
+
+@pytest.mark.parametrize("copies", [0, -1])
+def test_a_copies_count_below_one_is_refused(copies):
+    with pytest.raises(RecordError, match="'copies'"):
+        parse_record(json.dumps(record("direct_leak", "kl", "a", "none", copies=copies)))

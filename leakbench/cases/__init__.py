@@ -26,7 +26,8 @@ digit.
 
 One module per responsibility:
 
-- `samples`: `Sample` and `Probe`, the kinds of values (`KINDS`) and the probe styles;
+- `samples`: `Sample` and `Probe`, the kinds of values (`KINDS`), the probe styles, the
+  generated sets' formats (`format_family`) and how many texts hold each value (`copies`);
 - `kinds`: what a value of each kind looks like (`kind_problem`), checked unless a record sets
   ``kind_check`` to false;
 - `records`: one record validated into a `Sample` (`parse_record`, `leak_case`), with the limits
@@ -51,10 +52,23 @@ from leakbench.cases.files import (
 )
 from leakbench.cases.kinds import kind_problem
 from leakbench.cases.records import leak_case, parse_record, token_boundary_problem
-from leakbench.cases.samples import KINDS, Probe, Sample
+from leakbench.cases.samples import (
+    COPY_LEVELS,
+    FORMAT_FAMILIES,
+    GENERATED_CONTEXTS,
+    KINDS,
+    Probe,
+    Sample,
+    copies,
+    copies_label,
+    copies_level,
+    format_family,
+)
 
 __all__ = [
-    "DECOYS_FILE",
+    "COPY_LEVELS",    "DECOYS_FILE",
+    "FORMAT_FAMILIES",
+    "GENERATED_CONTEXTS",
     "FORGET_FILE",
     "HOLDOUT_FILE",
     "KINDS",
@@ -64,8 +78,12 @@ __all__ = [
     "Probe",
     "Sample",
     "collect_case_files",
+    "copies",
+    "copies_label",
+    "copies_level",
     "dumps_decoys",
     "dumps_jsonl",
+    "format_family",
     "kind_problem",
     "leak_case",
     "load_case_file",
