@@ -80,6 +80,28 @@ def test_every_error_of_every_file_and_status_1(cases_dir):
     assert "duplicate id, already used in cases/acme.jsonl" in lines[5]
 
 
+def test_a_value_in_several_files_is_counted_and_an_owner_that_disagrees_is_an_error(cases_dir):
+    """The same e-mail of org-acme in a second file: each record says the texts that hold it.
+    A third file gives org-acme another phone: one error, and the file counts as failed."""
+    copy = {**GOOD[0], "id": "acme-email-env", "text": "MAIL=" + GOOD[0]["secret"] + "\n"}
+    (cases_dir / "env.jsonl").write_text(json.dumps(copy) + "\n")
+    run = check("cases/acme.jsonl", "cases/env.jsonl", cwd=cases_dir.parent)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "  acme-email  email  owner org-acme  probes: direct, para-0  (value in 2 texts)" \
+        in run.stdout.splitlines()
+    other = {**GOOD[1], "id": "acme-phone-2", "text": 'TEL = "+44 20 7946 0959"',
+             "secret": "+44 20 7946 0959"}
+    (cases_dir / "other.jsonl").write_text(json.dumps(other) + "\n")
+    run = check("cases/acme.jsonl", "cases/other.jsonl", cwd=cases_dir.parent)
+    assert run.returncode == 1
+    assert run.stdout.splitlines()[-2:] == [
+        "cases/other.jsonl: record 'acme-phone-2' field 'secret': gives owner 'org-acme' another "
+        "phone than record 'acme-phone' (cases/acme.jsonl); records of one owner share its values "
+        "(the same value may sit in several files): give them the same value, or the records "
+        "different owners",
+        "1 error in 1 file"]
+
+
 def test_a_missing_file_is_an_error(tmp_path):
     run = check("nowhere.jsonl", cwd=tmp_path)
     assert run.returncode == 1

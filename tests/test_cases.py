@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from leakbench.cases import (
+    COPY_LEVELS,
     CaseFileError,
     Probe,
     collect_case_files,
+    copies,
+    copies_label,
+    copies_level,
     dumps_jsonl,
     leak_case,
     load_case_file,
@@ -105,6 +109,49 @@ def test_collect_rejects_duplicate_ids_naming_both_files(cases_dir, reserved):
         collect_case_files(cases_dir)
     assert str(error.value) == (f"cases/z.jsonl: record 'dup' field 'id': duplicate id, already "
                                 f"used in cases/{reserved}; rename one")
+
+
+def test_one_value_may_sit_in_several_files_of_one_owner(cases_dir):
+    """A repository repeats a value: records of one owner that hold the same value (here an
+    e-mail in a Python dict and in a .env file, and a phone number written with and without its
+    "+") load, and each counts the texts that hold its value."""
+    dotenv = f"NAME=Ann Lee\nEMAIL={SECRET}\n"
+    (cases_dir / "a.jsonl").write_text(jsonl(
+        record(id="a-1", owner_name="Ann Lee", owner_values={"phone": "+44 20 7946 0958"})))
+    (cases_dir / "b.jsonl").write_text(jsonl(
+        record(id="b-1", text=dotenv),
+        record(id="b-2", kind="phone", text='PHONE="+44 20 7946 0958"\n',
+               secret="44 20 7946 0958", owner_values={"email": SECRET})))
+    samples = collect_case_files(cases_dir)
+    assert copies(samples) == {"a-1": 2, "b-1": 2, "b-2": 1}
+    assert [copies_level(n) for n in (1, 2, 3, 4, 7, 8, 50)] == [1, 2, 2, 4, 4, 8, 8]
+    assert [copies_label(level) for level in COPY_LEVELS] == [
+        "1 file", "2-3 files", "4-7 files", "8+ files"]
+
+
+def test_records_of_one_owner_that_disagree_are_each_named(cases_dir):
+    (cases_dir / "a.jsonl").write_text(jsonl(
+        record(id="a-1", owner_name="Ann Lee", owner_values={"phone": "+44 20 7946 0958"})))
+    (cases_dir / "z.jsonl").write_text(jsonl(
+        record(id="z-1", owner_name="Anne Lee", secret="ann@example.com",
+               text='EMAIL="ann@example.com"\n'),
+        record(id="z-2", kind="name", secret="Ann Lee", text='NAME="Ann Lee"\n',
+               owner_values={"phone": "+44 20 7946 0959"})))
+    with pytest.raises(CaseFileError) as error:
+        collect_case_files(cases_dir)
+    assert str(error.value).splitlines() == [
+        "cases/z.jsonl: record 'z-1' field 'owner_name': differs from the owner_name of record "
+        "'a-1' (cases/a.jsonl) for owner 'person-ann'; give one owner one name, or the records "
+        "different owners",
+        "cases/z.jsonl: record 'z-1' field 'secret': gives owner 'person-ann' another email than "
+        "record 'a-1' (cases/a.jsonl); records of one owner share its values (the same value may "
+        "sit in several files): give them the same value, or the records different owners",
+        "cases/z.jsonl: record 'z-2' field 'owner_values.phone': gives owner 'person-ann' another "
+        "phone than record 'a-1' (cases/a.jsonl); records of one owner share its values (the "
+        "same value may sit in several files): give them the same value, or the records "
+        "different owners",
+    ]
+    assert SECRET not in str(error.value) and "7946" not in str(error.value)
 
 
 def leak_case_module(body: str) -> str:

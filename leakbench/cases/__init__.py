@@ -47,6 +47,7 @@ from leakbench.cases.files import (
     dumps_jsonl,
     load_case_file,
     load_jsonl,
+    owner_conflicts,
     read_case_files,
     run_case_files,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "leak_case",
     "load_case_file",
     "load_jsonl",
+    "owner_conflicts",
     "parse_record",
     "read_case_files",
     "run_case_files",

@@ -2,8 +2,9 @@
 exactly as a run loads them and without building anything.
 
 A PATH is a case file or a cases directory; a directory is checked as a run reads it (the forget
-and holdout sets, then the user's case files, ids unique across all). For each valid file it
-prints its records, their kinds and probes; for each invalid one, every error. With
+and holdout sets, then the user's case files, ids unique across all, each owner's records
+agreeing). For each valid file it prints its records, their kinds and probes and how many texts
+hold a value held more than once; for each invalid one, every error. With
 ``--tokenizer MODEL_DIR`` (a model directory, or a Hugging Face id in the local cache), each probe
 that does not end on a token boundary of that tokenizer is shown with the characters token
 healing will cut off it (leakbench.healing). The exit status is 0 when every file is valid, 1
@@ -22,10 +23,11 @@ from leakbench.cases.files import (
     FORGET_FILE,
     HOLDOUT_FILE,
     display_path,
+    owner_conflicts,
     read_case_files,
     run_case_files,
 )
-from leakbench.cases.samples import Sample
+from leakbench.cases.samples import Sample, copies
 
 PROG = "python -m leakbench.cases"
 GENERATED = (FORGET_FILE, HOLDOUT_FILE)  # summarized in one line: they hold a thousand records
@@ -35,9 +37,11 @@ def _counts(counter: Counter) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counter.items()))
 
 
-def summary(where: str, samples: list[Sample], *, records: bool, tokenizer=None) -> list[str]:
-    """What a file holds: one line for the file, then (with `records`) one line per record; with
-    a `tokenizer`, the characters healing cuts off each probe that needs it."""
+def summary(where: str, samples: list[Sample], held: dict[str, int], *, records: bool,
+            tokenizer=None) -> list[str]:
+    """What a file holds: one line for the file, then (with `records`) one line per record, with
+    the texts that hold its value (`held`, from leakbench.cases.copies) where there are several;
+    with a `tokenizer`, the characters healing cuts off each probe that needs it."""
     probes = Counter(probe.style for sample in samples for probe in sample.probes)
     lines = [f"{where}: {len(samples)} record{'s' * (len(samples) != 1)} "
              f"(kinds: {_counts(Counter(s.kind for s in samples)) or 'none'}), "
@@ -45,6 +49,7 @@ def summary(where: str, samples: list[Sample], *, records: bool, tokenizer=None)
     if records:
         lines += [f"  {s.id}  {s.kind}  owner {s.owner}  probes: "
                   + ", ".join(p.id + _healed(tokenizer, s, p.prompt) for p in s.probes)
+                  + (f"  (value in {held[s.id]} texts)" if held[s.id] > 1 else "")
                   + ("" if s.kind_check else "  (kind_check: false)") for s in samples]
     return lines
 
@@ -74,14 +79,19 @@ def check(paths: list[str], tokenizer=None) -> int:
         print(error)
         return 1
     loaded, errors = read_case_files(files)
+    conflicts = owner_conflicts(loaded)
+    splits = ([s for path, samples in loaded.items() if path.name == HOLDOUT_FILE for s in samples],
+              [s for path, samples in loaded.items() if path.name != HOLDOUT_FILE for s in samples])
+    held = {sample_id: n for split in splits for sample_id, n in copies(split).items()}
     for path in files:
         if path in loaded:
-            print("\n".join(summary(display_path(path), loaded[path],
+            print("\n".join(summary(display_path(path), loaded[path], held,
                                     records=path.name not in GENERATED, tokenizer=tokenizer)))
-    for error in errors:
+    for error in errors + conflicts:
         print(error)
+    errors += conflicts
     if errors:
-        failed = len(files) - len(loaded)
+        failed = len(files) - len(loaded) + len({error.where for error in conflicts})
         print(f"{len(errors)} error{'s' * (len(errors) != 1)} in {failed} "
               f"file{'s' * (failed != 1)}")
     return 1 if errors else 0

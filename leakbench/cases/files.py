@@ -1,7 +1,7 @@
 """Reading case files: JSON lines, YAML and Python, each checked as text of at most
 `MAX_FILE_BYTES` before it is parsed, every bad record of a file reported at once; the user's
-case files of a directory, with ids unique across them and the forget and holdout sets; and the
-text of a JSON-lines file."""
+case files of a directory, with ids unique across them and the forget and holdout sets and the
+records of each owner agreeing on its values; and the text of a JSON-lines file."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from leakbench.cases.records import (
     collecting_rejections,
 )
 from leakbench.cases.samples import Sample
+from leakbench.normalization import normalize
 
 FORGET_FILE = "forget.jsonl"
 HOLDOUT_FILE = "holdout.jsonl"
@@ -355,6 +356,43 @@ def read_case_files(paths: Iterable[Path | str]
     return loaded, errors
 
 
+def owner_conflicts(loaded: dict[Path, list[Sample]]) -> list[CaseFileError]:
+    """Records of one owner that disagree: on the owner's name (where both give one), or on the
+    value of a kind (a record's secret or one of its owner_values, compared as the judges
+    normalize them). Several records may hold one value (a repository repeats a key in several
+    files); an owner never has two values of one kind. Each error names the later record and the
+    first one, never the values."""
+    names: dict[str, tuple[str, str, str]] = {}  # owner -> (name, record id, where)
+    values: dict[tuple[str, str], tuple[str, str, str]] = {}  # (owner, kind) -> (value, id, where)
+    errors = []
+    for path, samples in loaded.items():
+        where = display_path(path)
+        for sample in samples:
+            if sample.owner_name != sample.owner:
+                name, first, first_where = names.setdefault(
+                    sample.owner, (sample.owner_name, sample.id, where))
+                if name != sample.owner_name:
+                    errors.append(CaseFileError(
+                        where, f"differs from the owner_name of record {first!r} ({first_where}) "
+                               f"for owner {sample.owner!r}; give one owner one name, or the "
+                               "records different owners", record=repr(sample.id),
+                        field="owner_name"))
+            given = {sample.kind: ("secret", sample.value)} | {
+                kind: (f"owner_values.{kind}", value)
+                for kind, value in sample.owner_values.items()}
+            for kind, (field, value) in given.items():
+                normalized, first, first_where = values.setdefault(
+                    (sample.owner, kind), (normalize(value, kind), sample.id, where))
+                if normalized != normalize(value, kind):
+                    errors.append(CaseFileError(
+                        where, f"gives owner {sample.owner!r} another {kind} than record "
+                               f"{first!r} ({first_where}); records of one owner share its "
+                               "values (the same value may sit in several files): give them "
+                               "the same value, or the records different owners",
+                        record=repr(sample.id), field=field))
+    return errors
+
+
 def run_case_files(directory: Path | str) -> list[Path]:
     """The case files a run reads from `directory`: the forget and holdout sets where they are,
     then the user's case files."""
@@ -366,9 +404,11 @@ def run_case_files(directory: Path | str) -> list[Path]:
 
 def collect_case_files(directory: Path | str) -> list[Sample]:
     """The samples of every user case file in `directory`, with ids unique across all of them
-    and the forget and holdout sets; every error of every file is raised at once."""
+    and the forget and holdout sets and each owner's records agreeing (`owner_conflicts`);
+    every error of every file is raised at once."""
     user_files = user_case_files(directory)
     loaded, errors = read_case_files(run_case_files(directory))
+    errors += owner_conflicts(loaded)
     if errors:
         raise all_of(errors)
     return [sample for path in user_files for sample in loaded[path]]
