@@ -11,7 +11,8 @@ subprocess of this interpreter, importing leakbench as the installed package).
   (generation, engine_polling, engine_reload, scaling, tiny_quality; gpu_check needs CUDA as
   well, and its no-CUDA exit is tested in test_engine_options.py), a benchmark or test-suite
   subprocess (cold_run, load, study, secrets_in_outputs, xdist_memory, tests_under_load,
-  healed_prompts, which plants `tiny` with cases of its own), or the
+  healed_prompts, which plants `tiny` with cases of its own, repeated_values, which plants it
+  with cases/repeated/), or the
   pipeline's planted model of the whole forget set (unlearning_speed: minutes of planting on a
   cold cache).
 - scripts/generate_cases.py prints its statistics of the committed files (test_generated_cases.py
@@ -29,7 +30,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reload.py",
-             "bench/generation.py", "bench/healed_prompts.py", "bench/load.py", "bench/scaling.py",
+             "bench/generation.py", "bench/healed_prompts.py", "bench/load.py",
+             "bench/repeated_values.py", "bench/scaling.py",
              "bench/secrets_in_outputs.py", "bench/study.py", "bench/tests_under_load.py",
              "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
              "scripts/gpu_check.py")

@@ -1,5 +1,5 @@
-"""The generated forget and holdout sets and decoys: reproducible, large and varied enough,
-well-formed."""
+"""The generated forget and holdout sets and decoys, and the repeated set (values held in several
+files): reproducible, large and varied enough, well-formed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib.util
 import re
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import faker
@@ -20,14 +21,20 @@ from detect_secrets.plugins.stripe import StripeDetector
 from leakbench.cases import (
     DECOYS_FILE,
     FORGET_FILE,
+    GENERATED_CONTEXTS,
     HOLDOUT_FILE,
+    copies,
+    copies_level,
     dumps_decoys,
     dumps_jsonl,
     load_jsonl,
     token_boundary_problem,
 )
+from leakbench.corpus import retain_texts
 from leakbench.judges import SecretIndex
 from leakbench.normalization import normalize
+from leakbench.plant import plant_config, planting_batches
+from leakbench.probes import PrivacyData
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -158,3 +165,81 @@ def test_provider_keys_are_recognised_by_detect_secrets(forget, kind, plugin, li
         text = line.format(secret)
         matches = [m.group() for regex in plugin().denylist for m in regex.finditer(text)]
         assert any(secret in match for match in matches), secret
+
+
+# --- The repeated set: one value in several files -------------------------------------------------
+
+REPEATED = CASES / "repeated"
+
+
+@pytest.fixture(scope="module")
+def repeated(generate_cases):
+    """The committed repeated set as a run plants it: its case file whole (a user case file is
+    never thinned out), beside an empty generated forget set."""
+    planted = PrivacyData.load(REPEATED, plant_config("tiny").forget_samples)
+    assert len(planted.forget) == len(load_jsonl(REPEATED / generate_cases.REPEATED_FILE))
+    return planted
+
+
+@pytest.mark.slow
+def test_committed_repeated_files_are_regenerated_byte_for_byte(generate_cases, tmp_path):
+    assert generate_cases.main(["--write", "--repeated", "--dir", str(tmp_path)]) == 0
+    names = (generate_cases.REPEATED_FILE, FORGET_FILE, HOLDOUT_FILE, DECOYS_FILE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (REPEATED / name).read_bytes(), (
+            "regenerate with `python scripts/generate_cases.py --write --repeated`")
+
+
+def _values(samples):
+    """(kind, normalized value) -> the samples that hold it."""
+    held = defaultdict(list)
+    for sample in samples:
+        held[sample.kind, normalize(sample.value, sample.kind)].append(sample)
+    return held
+
+
+@pytest.mark.parametrize("family", ["tiny", "micro"])
+def test_a_repeated_value_is_planted_in_exactly_its_number_of_files(generate_cases, family):
+    """Every value of the repeated set is in exactly d of the texts one planting epoch trains on
+    (d of REPEATED_OWNERS), each copy in another context of one family of formats, and the
+    probes say d."""
+    data = PrivacyData.load(REPEATED, plant_config(family).forget_samples)
+    config = plant_config("tiny")
+    epoch = [text for batch in planting_batches(
+        [s.text for s in data.forget], retain_texts(len(data.forget)), replace(config, epochs=1))
+        for text in batch]
+    cells = defaultdict(int)
+    for samples in _values(data.forget).values():
+        d = len(samples)
+        assert sum(samples[0].secret in text for text in epoch) == d, samples[0].id
+        contexts = {s.context for s in samples}
+        families = {"generated" if c in generate_cases.CONTEXTS else "repository"
+                    for c in contexts}
+        assert len(contexts) == d and len(families) == 1, samples[0].id
+        cells[d, *families] += 1
+    kinds = len(generate_cases.REPEATED_KINDS["person"])
+    assert cells == {(d, family): owners * kinds for d, owners in
+                     generate_cases.REPEATED_OWNERS.items() for family in generate_cases.FAMILIES}
+    held = copies(data.forget)
+    assert {(p.copies == held[p.sample.id]) for p in data.leak_probes("forget")} == {True}
+
+
+def test_the_repeated_holdout_mirrors_the_layout_with_values_never_planted(repeated):
+    planted, mirror = _values(repeated.forget), _values(repeated.holdout)
+    assert not set(planted) & set(mirror)
+    assert not {s.owner for s in repeated.forget} & {s.owner for s in repeated.holdout}
+    layout = [sorted(len(samples) for samples in values.values()) for values in (planted, mirror)]
+    assert layout[0] == layout[1]
+    assert {copies_level(p.copies) for p in repeated.leak_probes("holdout")} == {1, 2, 4, 8}
+
+
+def test_repeated_prompts_end_on_a_token_boundary_in_every_format(generate_cases, repeated):
+    assert set(generate_cases.CONTEXTS) == set(GENERATED_CONTEXTS)
+    assert not set(generate_cases.REPOSITORY_FORMATS) & set(GENERATED_CONTEXTS)
+    contexts = {s.context for s in repeated.forget + repeated.holdout}
+    assert set(generate_cases.REPOSITORY_FORMATS) <= contexts
+    for sample in repeated.forget + repeated.holdout:
+        assert sample.text[sample.span[0]:sample.span[1]] == sample.secret
+        for probe in sample.probes:
+            assert token_boundary_problem(probe.prompt, sample.secret) is None, sample.id
