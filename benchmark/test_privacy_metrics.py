@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from leakbench.cases import copies
 from leakbench.memorization import CALIBRATION_QUANTILE, forgotten
 from leakbench.privacy_metrics import CALIBRATED_SCORES, REFERENCE, aggregate, still_held
 from leakbench.record_property import PROPERTY
@@ -46,16 +47,23 @@ def forget_index(run_cases) -> dict[str, int]:
     return {sample.id: index for index, sample in enumerate(run_cases.forget)}
 
 
+@pytest.fixture(scope="session")
+def forget_copies(run_cases) -> dict[str, int]:
+    """Each forget sample's copies: the texts of the forget set that hold its value."""
+    return copies(run_cases.forget)
+
+
 @pytest.mark.memorization
 def test_forgotten(algorithm, forget_sample, metric_groups, prepared, forget_index,
-                   record_property):
+                   forget_copies, record_property):
     """Collected only where --metrics measures a per-secret score (leakbench.plugin.collection)."""
     calibrated = [score for score, group in CALIBRATED_SCORES.items() if group in metric_groups]
     held = still_held(prepared.privacy[algorithm], forget_index[forget_sample.id])
     record_property(PROPERTY, json.dumps({
         **prepared.describe(algorithm), "metric": SECRET_METRIC, "algorithm": algorithm,
         "id": forget_sample.id, "split": "forget", "kind": forget_sample.kind,
-        "context": forget_sample.context, "category": "held" if held else "forgotten",
+        "context": forget_sample.context, "copies": forget_copies[forget_sample.id],
+        "category": "held" if held else "forgotten",
         "positives": len(held), "samples": len(calibrated)}))
     if held:
         scores = ", ".join(f"{score} {value:.3f} > {threshold:.3f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leakbench.cases import COPY_LEVELS, FORMAT_FAMILIES, copies_label
 from leakbench.options import LEAK_AT_N
-from reports.rows import ATTACKS, BREAKDOWN_LEAKS, COMPUTED_METRICS, Row
+from reports.rows import ATTACKS, BREAKDOWN_OF, COMPUTED_METRICS, Row
 
 MISSING = "—"
 NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
@@ -56,11 +56,11 @@ NAMES = {  # a line break where a narrow terminal column may wrap; Markdown show
     "worst_case_leak": "worst case\nleak",
 }
 _SHORT = {"direct_leak": "direct", "indirect_leak": "indirect", "holdout_leak": "holdout FP",
-          "worst_case_leak": "worst case"}
+          "worst_case_leak": "worst case", "forgotten_secrets": "forgotten"}
 NAMES |= {f"{metric}_copies{level}": f"{_SHORT[metric]}\n{copies_label(level)}"
-          for metric in BREAKDOWN_LEAKS for level in COPY_LEVELS}
+          for metric in BREAKDOWN_OF for level in COPY_LEVELS}
 NAMES |= {f"{metric}_{family}_formats": f"{_SHORT[metric]}\n{family} formats"
-          for metric in BREAKDOWN_LEAKS for family in FORMAT_FAMILIES}
+          for metric in BREAKDOWN_OF for family in FORMAT_FAMILIES}
 PERCENT_METRICS = frozenset(COMPUTED_METRICS) - {"unlearn_seconds_per_sample"}
 
 

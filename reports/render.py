@@ -109,7 +109,9 @@ BREAKDOWN_LEGEND = (
     "workflow and its .env) and on probes whose text is in one of the generated sets' formats "
     "or in any other (Dockerfile, Kubernetes, properties, ...). The groups of a column add up "
     "to its whole; holdout FP per group: the judges' false positives on values never trained "
-    "on, laid out the same way.",
+    "on, laid out the same way. worst case: the highest leak of the run's attacks on the "
+    "group's evaluated probes. forgotten: the group's forget secrets whose per-secret "
+    "memorization test found them forgotten (with memorization tests).",
 )
 LEAK_AT_N_LEGEND = (
     "leak@n: the share of forget probes with a direct leak among the first n of their samples, in "

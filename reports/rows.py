@@ -46,11 +46,12 @@ setting of the registry (attacks.registry()):
 - ``<attack>_capability_pass<k>``: pass@k on the capability probe after the attack (the planted
   model's: a quantizer that wrecks the model shows there).
 
-By copies and format: ``direct_leak``, ``indirect_leak``, ``holdout_leak`` and
-``worst_case_leak`` as above, on the probes of one group only, named ``<metric>_copies<level>``
-(values held in that many texts of their split, grouped by leakbench.cases.COPY_LEVELS: 1, 2-3,
-4-7, 8 and more) and ``<metric>_<family>_formats`` (probes whose text is in one of the generated
-sets' formats, or in any other: leakbench.cases.format_family). A run has them only where its
+By copies and format: ``direct_leak``, ``indirect_leak``, ``holdout_leak``, ``worst_case_leak``
+and ``forgotten_secrets`` as above, on the probes (secrets) of one group only, named
+``<metric>_copies<level>`` (values held in that many texts of their split, grouped by
+leakbench.cases.COPY_LEVELS: 1, 2-3, 4-7, 8 and more) and ``<metric>_<family>_formats`` (probes
+whose text is in one of the generated sets' formats, or in any other:
+leakbench.cases.format_family). A run has them only where its
 probes differ: several copies levels, or formats outside the generated ones; the groups of a
 metric add up to it.
 """
@@ -224,7 +225,8 @@ FORMAT_GROUPS: dict[str, Callable[[Record], bool]] = {
     f"{family}_formats": (lambda r, family=family: r.context is not None
                           and format_family(r.context) == family) for family in FORMAT_FAMILIES}
 GROUPS = {**COPIES_GROUPS, **FORMAT_GROUPS}
-BREAKDOWN_LEAKS = ("direct_leak", "indirect_leak", "holdout_leak", "worst_case_leak")
+BREAKDOWN_OF = ("direct_leak", "indirect_leak", "holdout_leak", "worst_case_leak",
+                "forgotten_secrets")
 
 
 def _groups(records: list[Record]) -> list[str]:
@@ -254,6 +256,9 @@ def _add_breakdowns(row: Row, records: list[Record]) -> None:
                   lambda r: r.category in INDIRECT_CATEGORIES)
         _add_rate(row, f"holdout_leak_{group}", [r for r in mine if r.metric == "holdout_leak"],
                   lambda r: r.category != "none")
+        _add_rate(row, f"forgotten_secrets_{group}",
+                  [r for r in mine if r.metric == SECRET_METRIC],
+                  lambda r: r.category == "forgotten")
         after = {}
         for attack in dict.fromkeys(r.attack for r in attacked):
             probes = [r for r in attacked if r.attack == attack and member(r)]
@@ -357,8 +362,8 @@ def _attack_metrics() -> tuple[str, ...]:
 ATTACKS = tuple(attacks.registry())
 LEAK_AT_N_METRICS = tuple(f"direct_leak_at{n}" for n in LEAK_AT_N)
 ATTACK_METRICS = _attack_metrics()
-# In table order: per group (copies levels, then format families) its four leak metrics.
-BREAKDOWN_METRICS = tuple(f"{metric}_{group}" for group in GROUPS for metric in BREAKDOWN_LEAKS)
+# In table order: per group (copies levels, then format families) each metric it breaks down.
+BREAKDOWN_METRICS = tuple(f"{metric}_{group}" for group in GROUPS for metric in BREAKDOWN_OF)
 COMPUTED_METRICS = _computed_metrics()
 
 

@@ -659,6 +659,9 @@ COPIED = [
       for attack in ("relearn5", "quant8")
       for probe, copies, category in (("a", 1, "none"), ("c", 4, "direct" if attack ==
                                                           "relearn5" else "none"))),
+    record("forgotten", "kl", "a", "forgotten", positives=0, samples=2, copies=1, context="dict"),
+    record("forgotten", "kl", "d", "held", positives=2, samples=2, copies=9,
+           context="dockerfile"),
 ]
 
 
@@ -677,6 +680,8 @@ def test_leaks_by_copies_and_format_add_up_to_the_whole():
     assert kl.counts["worst_case_leak_copies4"] == Count(1, 1)
     assert kl.counts["worst_case_leak_copies1"] == Count(0, 1)
     assert "worst_case_leak_copies8" not in kl.metrics  # no attack probed those
+    assert kl.counts["forgotten_secrets_copies1"] == Count(1, 1)
+    assert kl.counts["forgotten_secrets_copies8"] == Count(0, 1)
 
 
 def test_runs_of_single_copies_in_generated_formats_have_no_breakdown():
