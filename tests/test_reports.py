@@ -505,6 +505,7 @@ def test_run_prints_the_table_and_writes_the_files(benchmark_pytester):
     assert set(manifest) >= {"run", "seeds", "gates", "versions", "machine"}
     assert {"python", "torch", "transformers", "vllm"} <= set(manifest["versions"])
     assert manifest["machine"]["cpu_count"] >= 1
+    assert set(manifest["machine"]["bf16_instructions"]) <= {"avx512_bf16", "amx_bf16"}
     assert [(row["algorithm"], row["metrics"]["direct_leak"]) for row in data["rows"]] == [
         ("none", 1.0), ("kl", 0.25)]
     assert len(data["outcomes"]) == len(STUDY)
