@@ -81,7 +81,12 @@ def test_defaults_reach_the_session_fixtures(benchmark_pytester):
          "humaneval_pass1, utility_retention, ma, el10, forgotten_ma, forgotten_el10, "
          "forgotten_secrets, es, forgotten_es, exposure, forgotten_exposure, exposure_top_share, "
          "mia_auc, privleak, "
-         f"{', '.join(f'{a}_leak' for a in attacks.registry())}, worst_case_leak")),
+         f"{', '.join(f'{a}_leak' for a in attacks.registry())}, worst_case_leak, "
+         "direct_leak_copies1, worst_case_leak_copies1, direct_leak_copies2, "
+         "worst_case_leak_copies2, direct_leak_copies4, worst_case_leak_copies4, "
+         "direct_leak_copies8, worst_case_leak_copies8, direct_leak_generated_formats, "
+         "worst_case_leak_generated_formats, direct_leak_other_formats, "
+         "worst_case_leak_other_formats")),
         ("--attacks=quant,quant3", ("ERROR: --attacks: unknown attack 'quant3'; valid: all, none, "
          f"{', '.join([*attacks.families(), *attacks.registry()])}, or a comma list")),
         ("--gate=direct_leak=>0.1", ("ERROR: --gate: unknown operator '=>' in 'direct_leak=>0.1'; "
