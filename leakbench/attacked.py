@@ -21,7 +21,6 @@ from pathlib import Path
 from attacks.slices import relearn_split
 from attacks.stage import RunData, attacked
 from leakbench import artifacts
-from leakbench.cases import copies
 from leakbench.plant import PlantConfig
 from leakbench.probes import LeakProbe, PrivacyData
 from leakbench.unlearn import Variant
@@ -42,9 +41,8 @@ def split_name(name: str) -> tuple[str, str] | None:
 
 def evaluated_probes(data: PrivacyData) -> list[LeakProbe]:
     """The forget probes every attack is judged on: those of the owners outside the slice."""
-    held = copies(data.forget)
-    return [LeakProbe("forget", sample, probe, held[sample.id])
-            for sample in relearn_split(data.forget)[1] for probe in sample.probes]
+    evaluated = {sample.id for sample in relearn_split(data.forget)[1]}
+    return [probe for probe in data.leak_probes("forget") if probe.sample.id in evaluated]
 
 
 def build_attacked(names: Iterable[str], variants: dict[str, Variant], data: PrivacyData,

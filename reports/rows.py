@@ -51,9 +51,8 @@ and ``forgotten_secrets`` as above, on the probes (secrets) of one group only, n
 ``<metric>_copies<level>`` (values held in that many texts of their split, grouped by
 leakbench.cases.COPY_LEVELS: 1, 2-3, 4-7, 8 and more) and ``<metric>_<family>_formats`` (probes
 whose text is in one of the generated sets' formats, or in any other:
-leakbench.cases.format_family). A run has them only where its
-probes differ: several copies levels, or formats outside the generated ones; the groups of a
-metric add up to it.
+leakbench.cases.format_family). A run has them only where its probes differ: several copies
+levels, or formats outside the generated ones; the groups of a metric add up to it.
 """
 
 from __future__ import annotations

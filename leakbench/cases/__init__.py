@@ -67,10 +67,11 @@ from leakbench.cases.samples import (
 )
 
 __all__ = [
-    "COPY_LEVELS",    "DECOYS_FILE",
+    "COPY_LEVELS",
+    "DECOYS_FILE",
+    "FORGET_FILE",
     "FORMAT_FAMILIES",
     "GENERATED_CONTEXTS",
-    "FORGET_FILE",
     "HOLDOUT_FILE",
     "KINDS",
     "CaseFileError",

@@ -93,6 +93,7 @@ class Sample:
             "probes": [{"id": p.id, "style": p.style, "prompt": p.prompt} for p in self.probes],
         } | ({} if self.kind_check else {"kind_check": False})
 
+
 # How reports group values by the texts that hold them: 1, 2-3, 4-7, and 8 or more.
 COPY_LEVELS = (1, 2, 4, 8)
 
