@@ -15,8 +15,10 @@ algorithm takes no retain batch or alpha is 0), plus the algorithm's own terms. 
 keyword-only parameters are its method constants, their defaults the values every model family
 uses unless algorithms/hparams.toml overrides one in a [family.algorithm] table.
 
-Two entries have no loss: `none` (the planted model, unchanged: the baseline) and `retrain`
-(the pipeline plants again without the forget set: the target an unlearned model should match).
+`search` names the constants leakbench.tune searches besides the learning rate and the stop
+(None: the algorithm is not tuned). Two entries have no loss: `none` (the planted model,
+unchanged: the baseline) and `retrain` (the pipeline plants again without the forget set: the
+target an unlearned model should match).
 
 The registry is the modules of BUILT_IN, in the order of the result table, then the algorithms
 other packages declare under the entry-point group `leakbench.algorithms` (docs/DESIGN.md,
@@ -47,6 +49,9 @@ class Algorithm:
     needs_reference: bool = False  # a frozen copy of the model before unlearning
     needs_retain: bool = False  # retain batches paired with the forget batches
     kind: Literal["loss", "identity", "retrain"] = "loss"
+    # What leakbench.tune searches besides the learning rate and the stop: some of the method
+    # constants; None where the algorithm is not tuned (a setting chosen for another aim).
+    search: tuple[str, ...] | None = ()
     constants: dict[str, float] = field(init=False)  # the loss's keyword-only parameters
 
     def __post_init__(self) -> None:
@@ -58,6 +63,15 @@ class Algorithm:
             raise ValueError(f"algorithm {self.name}: kind {self.kind!r} "
                              f"{'needs' if self.kind == 'loss' else 'has no'} loss")
         object.__setattr__(self, "constants", _constants_of(self.name, self.loss))
+        unknown = sorted(set(self.search or ()) - set(self.constants))
+        if unknown:
+            raise ValueError(f"algorithm {self.name}: searches {unknown}, which are not constants "
+                             f"of its loss; valid: {', '.join(self.constants) or 'none'}")
+
+    @property
+    def tuned(self) -> bool:
+        """Whether leakbench.tune chooses this algorithm's settings."""
+        return self.kind == "loss" and self.search is not None
 
 
 def _constants_of(name: str, loss: Callable | None) -> dict[str, float]:

@@ -22,4 +22,4 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0):
 
 ALGORITHM = Algorithm(
     "gd", "GA+GD: gradient ascent on the forget set, gradient descent on the retain set", loss,
-    needs_retain=True)
+    needs_retain=True, search=("alpha",))

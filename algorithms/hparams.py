@@ -78,9 +78,11 @@ def _checked(table: dict, where: str, valid: list[str]) -> dict:
 
 
 def load_hparams(family: str, algorithm: str, *, fallback: bool = False,
-                 path: Path = HPARAMS_PATH) -> Hyper:
+                 own_table: bool = True, path: Path = HPARAMS_PATH) -> Hyper:
     """The `Hyper` for `algorithm` on a model of `family`. An unknown family is an error, unless
-    `fallback` asks for the "default" family's values instead."""
+    `fallback` asks for the "default" family's values instead. Without `own_table`, the
+    algorithm's [family.algorithm] table is left out: the family's settings and the loss's
+    declared constants, where leakbench.tune's grid starts."""
     from algorithms import get, registry
 
     declared = get(algorithm).constants
@@ -101,7 +103,7 @@ def load_hparams(family: str, algorithm: str, *, fallback: bool = False,
                              f"{', '.join(registry())}")
         valid = sorted(TRAINING_SETTINGS) + list(registry()[name].constants)
         overrides[name] = _checked(values, f"{path} [{family}.{name}]", valid)
-    values = {**settings, **overrides.get(algorithm, {})}
+    values = {**settings, **(overrides.get(algorithm, {}) if own_table else {})}
     where = f"{path} [{family}] for {algorithm}"
     missing = [f.name for f in fields(Hyper) if f.default is MISSING and f.name not in values
                and f.default_factory is MISSING]

@@ -25,4 +25,4 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0):
 
 ALGORITHM = Algorithm(
     "kl", "GA+KL: gradient ascent on the forget set, KL to the original model on the retain set",
-    loss, needs_reference=True, needs_retain=True)
+    loss, needs_reference=True, needs_retain=True, search=("alpha",))

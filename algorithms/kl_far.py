@@ -30,4 +30,5 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=10.0)
 
 ALGORITHM = Algorithm(
     "kl_far", "GA+KL pushed far: a higher rate, a late stop and a heavier KL, against relearning",
-    loss, needs_reference=True, needs_retain=True)
+    loss, needs_reference=True, needs_retain=True,
+    search=None)  # its stop is chosen against relearning, which the tuner does not measure

@@ -37,4 +37,5 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0, 
 
 
 ALGORITHM = Algorithm("npo", "negative preference optimization against the original model",
-                      loss, needs_reference=True, needs_retain=True)
+                      loss, needs_reference=True, needs_retain=True,
+                      search=("beta", "alpha"))

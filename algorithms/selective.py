@@ -45,4 +45,5 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=1.0, alpha=1.0,
 
 ALGORITHM = Algorithm(
     "selective", "ascent on the secret's tokens only, descent on their context, KL on retain data",
-    loss, needs_reference=True, needs_retain=True)
+    loss, needs_reference=True, needs_retain=True,
+    search=("context_weight", "alpha"))

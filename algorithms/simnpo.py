@@ -35,4 +35,4 @@ def loss(batch_forget, batch_retain, model, reference, *, gamma=0.125, alpha=1.0
 
 
 ALGORITHM = Algorithm("simnpo", "SimNPO: reference-free, length-normalized NPO", loss,
-                      needs_retain=True)
+                      needs_retain=True, search=("beta", "gamma", "alpha"))

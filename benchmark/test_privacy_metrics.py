@@ -43,8 +43,8 @@ def test_memorization(algorithm, metric_groups, prepared, record_property):
 
 @pytest.fixture(scope="session")
 def forget_index(run_cases) -> dict[str, int]:
-    """Each forget sample's position in the run's forget set: where its scores are."""
-    return {sample.id: index for index, sample in enumerate(run_cases.forget)}
+    """Each reported forget sample's position among them: where its scores are."""
+    return {sample.id: index for index, sample in enumerate(run_cases.reported)}
 
 
 @pytest.fixture(scope="session")

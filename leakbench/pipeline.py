@@ -36,6 +36,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from algorithms import get as get_algorithm
 from leakbench import (
     artifacts,
     corpus,
@@ -48,10 +49,12 @@ from leakbench import (
     tiny,
 )
 from leakbench.attacked import build_attacked, split_name
+from leakbench.cases import Sample
 from leakbench.completions import Store, request_key
-from leakbench.plant import plant, plant_config, planting_retain
+from leakbench.deletion_requests import deletion_requests, request_name
+from leakbench.plant import PlantConfig, plant, plant_config, planting_retain
 from leakbench.privacy_metrics import Plan, Scores
-from leakbench.probes import PrivacyData
+from leakbench.probes import LeakProbe, PrivacyData
 from leakbench.schema import Answer, Generator, Request, Sampling, TokenRequest
 from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant, build_variant
@@ -113,18 +116,63 @@ def base_model(spec: models.ModelSpec, cache_dir: Path, rebuild: bool) -> tuple[
     return models.locate_weights(spec), models.family(spec)
 
 
-def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
-                   cache_dir: Path, rebuild: bool) -> dict[str, Variant]:
+@dataclass(frozen=True)
+class Planting:
+    """The planted model and what every unlearning of it takes besides its algorithm."""
+
+    base: Path
+    family: str  # of the hyper-parameters (algorithms/hparams.toml)
+    planted: Path
+    config: PlantConfig
+    retain: list[str]  # the retain texts of unlearning
+
+    def variant(self, name: str, forget: list[Sample], cache_dir: Path, rebuild: bool, **more
+                ) -> Variant:
+        """`name`'s variant unlearning `forget` (leakbench.unlearn.build_variant; `more`: a
+        trial's `hp`, a previous request's variant `after`, a label)."""
+        return build_variant(name, base=self.base, planted=self.planted, forget=forget,
+                             retain_texts=self.retain, family=self.family,
+                             plant_config=self.config, cache_dir=cache_dir, rebuild=rebuild,
+                             **more)
+
+    def after_requests(self, name: str, requests: list[list[Sample]], cache_dir: Path,
+                       rebuild: bool) -> dict[str, Variant]:
+        """`name`'s variants after each deletion request (leakbench.deletion_requests), each
+        going on from the one before: the last under `name`, the others under their
+        `request_name`."""
+        built, after = {}, None
+        for number, request in enumerate(requests, 1):
+            after = self.variant(name, request, cache_dir, rebuild, after=after,
+                                 label=f"unlearn {name}, request {number}/{len(requests)}")
+            built[name if number == len(requests) else request_name(name, number)] = after
+        return built
+
+
+def planting(spec: models.ModelSpec, data: PrivacyData, cache_dir: Path, rebuild: bool
+             ) -> Planting:
+    """The model of `spec` with the whole forget set planted (tuning owners included), built
+    unless cached."""
     base, family = base_model(spec, cache_dir, rebuild)
     config = plant_config(family)
-    retain = corpus.retain_texts(len(data.forget))
     planted = plant(base, [s.text for s in data.forget],
                     planting_retain(len(data.forget), config), config, cache_dir,
                     rebuild=rebuild)
-    return {name: build_variant(name, base=base, planted=planted, forget=data.forget,
-                                retain_texts=retain, family=family, plant_config=config,
-                                cache_dir=cache_dir, rebuild=rebuild)
-            for name in algorithms}
+    return Planting(base, family, planted, config, corpus.retain_texts(len(data.forget)))
+
+
+def build_variants(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
+                   cache_dir: Path, rebuild: bool, requests: int = 1) -> dict[str, Variant]:
+    """Every algorithm's variant; with several deletion `requests`, a loss algorithm's after the
+    last request, and its variants after the earlier ones too (`Planting.after_requests`)."""
+    planted = planting(spec, data, cache_dir, rebuild)
+    split = deletion_requests(data.forget, requests) if requests > 1 else None
+    variants = {}
+    for name in algorithms:
+        if split and get_algorithm(name).kind == "loss":
+            variants |= planted.after_requests(name, split, cache_dir, rebuild)
+        else:
+            variants[name] = planted.variant(name, data.forget, cache_dir, rebuild)
+    return variants
 
 
 # Files of a weights directory that are LeakBench's records, not read by any engine.
@@ -263,14 +311,27 @@ def generate(variants: dict[str, Variant], needed: dict[str, list[Request | Toke
                 Engines(variants, cache_dir, engine_args))
 
 
+def healed_engines(variants: dict[str, Variant], cache_dir: Path, engine_args: dict,
+                   probes: list[LeakProbe]) -> Generator:
+    """The `Engines` of `variants`, each leak probe of `probes` asked from its last token
+    boundary (leakbench.healing)."""
+    return healing.Healing(
+        Engines(variants, cache_dir, engine_args),
+        healing.served_tokenizers({name: v.weights for name, v in variants.items()}, engine_args),
+        healing.followings(probes))
+
+
 def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
             needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
             endpoint_url: str | None = None, engine_args: dict | None = None,
-            metrics: tuple[str, ...] = (), measured: tuple[str, ...] = ()) -> Prepared:
+            metrics: tuple[str, ...] = (), measured: tuple[str, ...] = (),
+            requests: int = 1) -> Prepared:
     """The stages up to generation, done once per run and cache: the variants planted and
     unlearned (none with an --endpoint), the attacked variants that `needed` names
     (leakbench.attacked), then every needed completion generated into the store, attacked
     variants in the same engine pass as the others.
+
+    `requests`: the deletion requests the forget set is unlearned in (`build_variants`).
 
     `metrics` are the privacy metric groups (--metrics) to plan for the algorithms in `measured`
     (those whose memorization tests were collected); not through an --endpoint. Their requests
@@ -291,7 +352,7 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
                                 bool(metrics and measured))
             marker = cache_dir / f".rebuilt-{run_id}"
             rebuild_now = rebuild and not marker.exists()  # --rebuild: once per run, not per worker
-            variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now)
+            variants = build_variants(spec, algorithms, data, cache_dir, rebuild_now, requests)
             variants |= build_attacked([name for name in needed if split_name(name)], variants,
                                        data, plant_config(models.family(spec)), cache_dir,
                                        rebuild_now)
@@ -302,11 +363,9 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
                 marker.touch()
             plan = Plan.build(metrics, measured, algorithms, variants, data)
             needed = plan.add_requests(needed) if plan else needed
-            generator = healing.Healing(
-                Engines(variants, cache_dir, engine_args),
-                healing.served_tokenizers({name: v.weights for name, v in variants.items()},
-                                          engine_args),
-                healing.followings(data.leak_probes("forget") + data.leak_probes("holdout")))
+            generator = healed_engines(variants, cache_dir, engine_args,
+                                       data.leak_probes("forget")
+                                       + data.leak_probes("holdout"))
         try:
             completions = fill(stores, needed, generator)
         except serving.EngineFailed as err:

@@ -134,7 +134,7 @@ class Plan:
         tokenizer = AutoTokenizer.from_pretrained(variants[names[0]].weights)  # the base's
         samples = []
         for split in SPLITS:
-            for sample in getattr(data, split):
+            for sample in data.measured(split):
                 ids, (start, end) = value_tokens(sample.text, sample.span, tokenizer)
                 decoys = data.decoys.of(sample) if "exposure" in groups else ()
                 samples.append(PlannedSample(split, sample.text, ids,

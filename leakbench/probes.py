@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from leakbench import capability, humaneval
+from leakbench import capability, humaneval, validation
 from leakbench.cases import (
     FORGET_FILE,
     HOLDOUT_FILE,
@@ -65,9 +65,10 @@ class FunctionalTask:
 
 @dataclass(frozen=True)
 class PrivacyData:
-    forget: list[Sample]  # the generated forget set plus the user's case files
+    forget: list[Sample]  # what is planted: the generated forget set plus the user's case files
     holdout: list[Sample]
     decoys: Decoys | None = None  # the candidates of exposure, loaded when it is measured
+    tuning_owners: frozenset[str] = frozenset()  # planted, never reported (leakbench.validation)
 
     @classmethod
     def load(cls, cases_dir: Path, forget_samples: int | None = None, *, decoys: bool = False,
@@ -80,12 +81,30 @@ class PrivacyData:
         if forget_samples is not None:
             generated = every_kth_owner(generated, forget_samples)
         return cls(generated + collect_case_files(cases_dir), load_jsonl(cases_dir / HOLDOUT_FILE),
-                   Decoys.load(cases_dir, decoy_count) if decoys else None)
+                   Decoys.load(cases_dir, decoy_count) if decoys else None,
+                   validation.tuning_owners(generated))
+
+    @property
+    def reported(self) -> list[Sample]:
+        """The planted samples the benchmark reports: those of owners outside the tuning part."""
+        return [s for s in self.forget if s.owner not in self.tuning_owners]
+
+    @property
+    def tuning(self) -> list[Sample]:
+        """The planted samples of the tuning owners: what leakbench.tune selects settings on."""
+        return [s for s in self.forget if s.owner in self.tuning_owners]
+
+    def measured(self, split: str) -> list[Sample]:
+        """The samples a split's measurements are about: "forget" (the reported planted
+        samples), "holdout" or "tuning"."""
+        return {"forget": self.reported, "holdout": self.holdout, "tuning": self.tuning}[split]
 
     def leak_probes(self, split: str) -> list[LeakProbe]:
-        samples = self.forget if split == "forget" else self.holdout
-        held = copies(samples)
-        return [LeakProbe(split, s, p, held[s.id]) for s in samples for p in s.probes]
+        """The probes of `measured(split)`, each with the copies of its value among the texts
+        that split's model saw or did not see (all planted texts for "forget" and "tuning")."""
+        held = copies(self.holdout if split == "holdout" else self.forget)
+        return [LeakProbe(split, s, p, held[s.id]) for s in self.measured(split)
+                for p in s.probes]
 
 
 def every_kth_owner(samples: list[Sample], about: int) -> list[Sample]:
@@ -100,8 +119,11 @@ def every_kth_owner(samples: list[Sample], about: int) -> list[Sample]:
     return [s for s in samples if s.owner in kept]
 
 
-def functional_tasks() -> list[FunctionalTask]:
+def functional_tasks(split: str = "reported") -> list[FunctionalTask]:
+    """The capability probe's tasks and HumanEval's problems of one part of the validation split
+    (leakbench.validation): "reported" (the benchmark's tests) or "tuning" (leakbench.tune's)."""
     tasks = [FunctionalTask("capability", t.task_id, t.prompt, t) for t in capability.probe_tasks()]
     tasks += [FunctionalTask("humaneval", humaneval.task_slug(p.task_id), p.prompt, p)
               for p in humaneval.load_problems()]
-    return tasks
+    tuning = split == "tuning"
+    return [t for t in tasks if validation.is_tuning_task(t.source, t.test_id) == tuning]

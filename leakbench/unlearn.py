@@ -44,7 +44,12 @@ class Variant:
 
 def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sample],
                   retain_texts: list[str], family: str, plant_config: PlantConfig,
-                  cache_dir: Path, rebuild: bool = False) -> Variant:
+                  cache_dir: Path, rebuild: bool = False, hp: Hyper | None = None,
+                  label: str | None = None, after: Variant | None = None) -> Variant:
+    """`algorithm`'s variant of the planted model, built unless cached; a loss algorithm's with
+    `hp` (a tuning trial's settings) or else the family's (hparams.toml). `after`: a variant of
+    the same algorithm to go on from (the previous deletion request's, leakbench.deletion_requests)
+    instead of the planted model: its full weights, or its LoRA adapter trained further."""
     spec = algorithms.get(algorithm)
     if spec.kind == "identity":
         return Variant(algorithm, planted, None, artifacts.read_manifest(planted)["key"])
@@ -54,16 +59,21 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
         log = json.loads((retrained / "training_log.json").read_text())
         return Variant(algorithm, retrained, None, artifacts.read_manifest(retrained)["key"],
                        log["seconds"] / max(1, len(forget)))
-    hp = load_hparams(family, algorithm)
+    hp = hp or load_hparams(family, algorithm)
     precision = training_precision(hp.mode)
     inputs = {"planted": artifacts.read_manifest(planted)["key"], "algorithm": algorithm,
               "hparams": key_hparams(hp), "forget": [s.id for s in forget],
               "retain": artifacts.content_key({"texts": retain_texts}),
               "documents": DOCUMENT_FORMAT, **precision.key_inputs()}
+    if after is not None:
+        inputs["after"] = after.key
+    source = after.weights if after is not None else planted
+    adapter = after.adapter if after is not None else None
     out = artifacts.build(cache_dir, "variant", inputs,
-                          lambda d: _unlearn_into(planted, spec, hp, forget, retain_texts, d,
-                                                  precision),
-                          rebuild=rebuild, collective=True, label=f"unlearn {algorithm}")
+                          lambda d: _unlearn_into(source, spec, hp, forget, retain_texts, d,
+                                                  precision, adapter),
+                          rebuild=rebuild, collective=True,
+                          label=label or f"unlearn {algorithm}")
     log = json.loads((out / "unlearning_log.json").read_text())
     adapter = out if hp.mode == "lora" else None
     return Variant(algorithm, planted if adapter else out, adapter,
@@ -71,10 +81,12 @@ def build_variant(algorithm: str, *, base: Path, planted: Path, forget: list[Sam
 
 
 def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: list[Sample],
-                  retain_texts: list[str], out: Path, precision: Precision) -> None:
+                  retain_texts: list[str], out: Path, precision: Precision,
+                  adapter: Path | None = None) -> None:
     """Every process of a launch runs this (artifacts.build, collective); process 0 writes.
     The models are loaded on the CPU: the loop's Accelerator puts them on each process's
-    device."""
+    device. With an `adapter` (a LoRA variant gone on from), it is trained further and the
+    reference is the planted model with it merged: the model before this unlearning."""
     import torch
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,7 +100,15 @@ def _unlearn_into(planted: Path, spec: algorithms.Algorithm, hp: Hyper, forget: 
     reference = None
     if spec.needs_reference:
         reference = AutoModelForCausalLM.from_pretrained(planted, dtype=dtype)
-    if hp.mode == "lora":
+        if adapter is not None:
+            from peft import PeftModel
+
+            reference = PeftModel.from_pretrained(reference, adapter).merge_and_unload()
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    elif hp.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha,

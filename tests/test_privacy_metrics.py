@@ -218,7 +218,7 @@ def test_a_planned_secret_is_the_tokens_of_the_secret_at_most_32(micro_model):
     data = PrivacyData.load(ROOT / "cases")
     plan = Plan.build(("ma",), ("kl",), ("kl",), variants, data)
     capped = 0
-    for sample, original in zip(plan.samples, data.forget + data.holdout):
+    for sample, original in zip(plan.samples, data.reported + data.holdout, strict=True):
         start, end = sample.secret
         assert 1 <= start < end <= start + SECRET_TOKENS
         assert sample.ids == tuple(tokenizer(original.text, add_special_tokens=False)["input_ids"])
@@ -480,6 +480,6 @@ def test_per_secret_tests_exist_only_where_a_per_secret_score_is_measured(option
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     forgotten = [line for line in run.stdout.splitlines() if "::test_forgotten[" in line]
-    planted = PrivacyData.load(ROOT / "cases", plant_config("tiny").forget_samples).forget
-    assert len(forgotten) == (len(planted) if per_secret else 0)
+    reported = PrivacyData.load(ROOT / "cases", plant_config("tiny").forget_samples).reported
+    assert len(forgotten) == (len(reported) if per_secret else 0)  # no tuning owner's secret
     assert "test_memorization[kl]" in run.stdout and "skip" not in run.stdout

@@ -7,7 +7,9 @@ secret, with the sample's id (none when no per-secret score is measured). An att
 `attack` (once per --attacks setting, marked with its family) and `evaluated_probe` (the forget
 probes every attack is judged on, leakbench.attacked.evaluated_probes) or `capability_task` (the
 capability probe's tasks, asked of the planted model only: a quantizer that wrecks the model
-shows there). The cases are loaded in `pytest_configure`, so a malformed case file is a usage
+shows there). A sequential test takes `deletion_request` and `deleted_probe` (per earlier
+deletion request of --requests, the forget probes of the owners deleted by then) or
+`capability_task`. The cases are loaded in `pytest_configure`, so a malformed case file is a usage
 error (one line, exit status 4) like a mistyped option, not a collection error with a traceback.
 """
 
@@ -19,18 +21,20 @@ import algorithms
 import attacks
 from leakbench.attacked import evaluated_probes
 from leakbench.cases import CaseFileError
+from leakbench.deletion_requests import deleted_owners, deletion_requests
 from leakbench.models import family
 from leakbench.plant import plant_config
 from leakbench.plugin.command_line import MODEL_SPEC, RUN_OPTIONS
 from leakbench.privacy_metrics import CALIBRATED_SCORES
-from leakbench.probes import PrivacyData, functional_tasks
+from leakbench.probes import LeakProbe, PrivacyData, functional_tasks
 from leakbench.redaction import Redactor
 
 RUN_CASES = pytest.StashKey[PrivacyData]()
 EVALUATED = pytest.StashKey[list]()  # the forget probes the attack tests judge
+DELETED = pytest.StashKey[list]()  # (request number, probe of an owner deleted by then)
 # The parameters that make one test of a variant: what it asks the variant (`request`).
 SUBJECTS = ("forget_probe", "holdout_probe", "functional_task", "evaluated_probe",
-            "capability_task")
+            "capability_task", "deleted_probe")
 
 
 @pytest.hookimpl(trylast=True)  # after command_line has validated the options
@@ -52,6 +56,21 @@ def pytest_configure(config: pytest.Config) -> None:
                                    if options.attacks else [])
     except ValueError as err:  # too few owners to split off a relearn slice
         raise pytest.UsageError(f"--attacks: {err}; or choose --attacks=none") from None
+    try:
+        config.stash[DELETED] = deleted_probes(config.stash[RUN_CASES], options.requests)
+    except ValueError as err:  # more requests than owners
+        raise pytest.UsageError(str(err)) from None
+
+
+def deleted_probes(data: PrivacyData, requests: int) -> list[tuple[int, LeakProbe]]:
+    """The sequential tests' subjects: per deletion request before the last, every reported
+    forget probe of an owner deleted by then (leakbench.deletion_requests)."""
+    if requests == 1:
+        return []
+    split = deletion_requests(data.forget, requests)
+    probes = data.leak_probes("forget")
+    return [(number, probe) for number in range(1, requests)
+            for probe in probes if probe.sample.owner in deleted_owners(split, number)]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -59,9 +78,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     options = config.stash[RUN_OPTIONS]
     if "algorithm" in names:
         chosen = options.algorithms
-        if "capability_task" in names:  # the planted model's capability under each attack
+        if "deletion_request" in names:  # only a loss algorithm serves requests one by one
+            chosen = tuple(a for a in chosen if algorithms.get(a).kind == "loss")
+        elif "capability_task" in names:  # the planted model's capability under each attack
             chosen = tuple(a for a in chosen if algorithms.get(a).kind == "identity")
         metafunc.parametrize("algorithm", chosen, scope="session")
+    if "deleted_probe" in names:
+        pairs = config.stash[DELETED]
+        metafunc.parametrize(["deletion_request", "deleted_probe"], pairs,
+                             ids=[f"request{n}-{p.test_id}" for n, p in pairs])
+    elif "deletion_request" in names:
+        numbers = range(1, options.requests)
+        metafunc.parametrize("deletion_request", numbers, ids=[f"request{n}" for n in numbers])
     if "attack" in names:
         metafunc.parametrize("attack", [
             pytest.param(name, id=name, marks=getattr(pytest.mark, attacks.get(name).family.name))
@@ -75,7 +103,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "forget_sample" in names:  # the per-secret memorization tests, where a score is measured
         measured = not options.endpoint and any(group in options.metrics
                                                 for group in CALIBRATED_SCORES.values())
-        samples = config.stash[RUN_CASES].forget if measured else []
+        samples = config.stash[RUN_CASES].reported if measured else []
         metafunc.parametrize("forget_sample", samples, ids=[s.id for s in samples])
     for split in ("forget", "holdout"):
         if f"{split}_probe" in names:
@@ -89,10 +117,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of an empty choice are deselected, where pytest would show each as a skipped
     placeholder: attack tests (--attacks=none, or no planted model in --algo for the capability
-    under attack) and per-secret memorization tests (no per-secret score in --metrics, or
-    --endpoint, where no score is measured)."""
+    under attack), sequential tests (--requests=1, or no loss algorithm in --algo) and
+    per-secret memorization tests (no per-secret score in --metrics, or --endpoint, where no
+    score is measured)."""
     empty = [item for item in items if item.get_closest_marker("skip") and (
-        item.get_closest_marker("attack") or "forget_sample" in item.fixturenames)]
+        item.get_closest_marker("attack") or item.get_closest_marker("sequential")
+        or "forget_sample" in item.fixturenames)]
     if empty:
         config.hook.pytest_deselected(items=empty)
         dropped = set(empty)
