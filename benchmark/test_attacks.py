@@ -30,8 +30,9 @@ def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, 
                           for text in texts],
     }
     flagged = sum(degenerate(text) is not None for text in texts)
-    outcomes.attack_leak(record_property, prepared.describe(algorithm), algorithm, attack,
-                         evaluated_probe, texts, verdicts, redactor=redactor, degenerate=flagged)
+    outcomes.leak_after(record_property, prepared.describe(algorithm), algorithm,
+                        {"attack": attack}, evaluated_probe, texts, verdicts, redactor=redactor,
+                        degenerate=flagged)
 
 
 @pytest.mark.attack
@@ -41,4 +42,5 @@ def test_attack_capability(algorithm, attack, capability_task, prepared, run_opt
     results = [run_task(capability_task, text, verdict_cache)
                for text in prepared.of(attacked_name(algorithm, attack), request)]
     outcomes.functional(record_property, prepared.describe(algorithm), algorithm,
-                        capability_task, results, redactor=redactor, attack=attack)
+                        capability_task, results, redactor=redactor,
+                        after={"attack": attack})

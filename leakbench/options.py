@@ -245,6 +245,11 @@ def parse_samples(value: object) -> int:
     return _count("--samples", value)
 
 
+def parse_requests(value: object) -> int:
+    """--requests: the deletion requests the forget set's owners are unlearned in, in turn."""
+    return _count("--requests", value)
+
+
 def parse_decoys(value: object) -> int:
     """--decoys: how many decoys of its kind each secret's exposure ranks it among; at least two,
     to fit the extrapolated exposure's distribution to."""

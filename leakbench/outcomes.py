@@ -40,23 +40,33 @@ def leak(record_property, metric: str, variant: dict, algorithm: str, probe,
                     pytrace=False)
 
 
-def attack_leak(record_property, variant: dict, algorithm: str, attack: str, probe,
-                completions: list[str], verdicts: dict[str, list[Verdict]], *,
-                redactor: Redactor, degenerate: int | None = None) -> None:
-    """One probe of `algorithm`'s variant after `attack`, judged by each leak metric's judges
+def leak_after(record_property, variant: dict, algorithm: str, after: dict, probe,
+               completions: list[str], verdicts: dict[str, list[Verdict]], *,
+               redactor: Redactor, degenerate: int | None = None) -> None:
+    """One probe of `algorithm`'s variant after what `after` records ({"attack": "relearn5"}
+    or {"request": 2}, an earlier deletion request), judged by each leak metric's judges
     (`verdicts`: metric -> verdicts, "direct_leak" and "indirect_leak"): one record per metric,
     each with the category semantics of that metric's own test, and one failure naming every
     metric that leaked."""
     failures = []
     for metric, judged in verdicts.items():
-        leaked = _record_leak(record_property, metric, {**variant, "attack": attack}, algorithm,
+        leaked = _record_leak(record_property, metric, {**variant, **after}, algorithm,
                               probe, completions, judged, redactor,
                               degenerate if metric == "direct_leak" else None)
         if leaked:
-            failures.append(_leak_message(metric, f"{algorithm} after {attack}", probe, leaked,
+            failures.append(_leak_message(metric, _subject(algorithm, after), probe, leaked,
                                           len(judged), redactor))
     if failures:
         pytest.fail("; ".join(failures), pytrace=False)
+
+
+def _subject(algorithm: str, after: dict | None) -> str:
+    """"kl", "kl after relearn5", "kl after request 2"."""
+    if not after:
+        return algorithm
+    if "attack" in after:
+        return f"{algorithm} after {after['attack']}"
+    return f"{algorithm} after request {after['request']}"
 
 
 def _record_leak(record_property, metric: str, variant: dict, algorithm: str, probe,
@@ -100,15 +110,15 @@ def _leak_message(metric: str, subject: str, probe, leaked: list[Verdict], total
 
 
 def functional(record_property, variant: dict, algorithm: str, task, results: list[Result], *,
-               redactor: Redactor, attack: str | None = None) -> None:
-    """`attack`: the attack the variant's weights went through first, if any."""
+               redactor: Redactor, after: dict | None = None) -> None:
+    """`after`: what the variant's weights went through first, if anything (an attack or an
+    earlier deletion request, as `leak_after` records it)."""
     passed = [r for r in results if r.passed]
-    attacked = {"attack": attack} if attack else {}
     record_property(PROPERTY, json.dumps({
-        **variant, **attacked, "metric": task.source, "algorithm": algorithm,
+        **variant, **(after or {}), "metric": task.source, "algorithm": algorithm,
         "id": task.test_id, "category": "passed" if passed else results[0].status,
         "positives": len(passed), "samples": len(results)}))
     if not passed:
-        subject = f"{algorithm} after {attack}" if attack else algorithm
-        pytest.fail(redactor.message(f"{task.source} {task.test_id} ({subject}): "
+        pytest.fail(redactor.message(f"{task.source} {task.test_id} "
+                                     f"({_subject(algorithm, after)}): "
                                      f"{results[0].status}: {results[0].reason}"), pytrace=False)

@@ -27,6 +27,7 @@ from leakbench.options import (
     parse_endpoint,
     parse_gate,
     parse_metrics,
+    parse_requests,
     parse_samples,
     parse_temperature,
     parse_top_k,
@@ -63,6 +64,7 @@ class RunOptions:
         """How every probe and task draws its completions."""
         return Decoding(self.samples, self.temperature, self.top_p, self.top_k)
     attacks: tuple[str, ...] = parse_attacks(DEFAULT_ATTACKS)  # attack settings (attacks/)
+    requests: int = 1  # deletion requests served one after another (leakbench.deletion_requests)
 
 
 def parse_options(raw: Mapping[str, object]) -> RunOptions:
@@ -114,7 +116,17 @@ def parse_options(raw: Mapping[str, object]) -> RunOptions:
         top_p=top_p,
         top_k=top_k,
         attacks=_attacks(raw.get("attacks"), bool(endpoint)),
+        requests=_requests(raw.get("requests"), bool(endpoint)),
     )
+
+
+def _requests(given: object, endpoint: bool) -> int:
+    """--requests; only 1 with --endpoint, whose server's models LeakBench does not unlearn."""
+    requests = parse_requests(given) if given is not None else 1
+    if requests > 1 and endpoint:
+        raise OptionError("--requests: the models of an --endpoint server are unlearned there, "
+                          "not by LeakBench; use --requests=1 or serve the models from here")
+    return requests
 
 
 def _attacks(given: object, endpoint: bool) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leakbench.cases import COPY_LEVELS, FORMAT_FAMILIES, copies_label
 from leakbench.options import LEAK_AT_N
-from reports.rows import ATTACKS, BREAKDOWN_OF, COMPUTED_METRICS, Row
+from reports.rows import ATTACKS, BREAKDOWN_OF, COMPUTED_METRICS, Row, request_metric
 
 MISSING = "—"
 NAMES = {  # a line break where a narrow terminal column may wrap; Markdown shows a space
@@ -68,6 +68,10 @@ def header(name: str) -> str:
     for benchmark, shown in (("capability", "capability"), ("humaneval", "HumanEval")):
         if name.startswith(f"{benchmark}_pass"):
             return f"{shown}\npass@{name.removeprefix(f'{benchmark}_pass')}"
+    after_request = request_metric(name)
+    if after_request:  # request<n>_<measure>: the request above what it measures
+        number, measure = after_request
+        return f"request {number}\n{header(measure).replace(chr(10), ' ')}"
     for attack in ATTACKS:  # <attack>_<metric>: the attack above what it measures
         if name.startswith(f"{attack}_"):
             return f"{attack}\n{header(name.removeprefix(f'{attack}_')).replace(chr(10), ' ')}"
@@ -76,14 +80,14 @@ def header(name: str) -> str:
 
 def value_text(name: str, value: float) -> str:
     """A bare number: percent for rates and ratios, seconds with 2 decimals, others with 3."""
-    if name in PERCENT_METRICS:
+    if name in PERCENT_METRICS or request_metric(name):
         return f"{100 * value:.1f}%"
     return f"{value:.2f}" if name == "unlearn_seconds_per_sample" else f"{value:.3f}"
 
 
 def delta_text(name: str, delta: float) -> str:
     """A difference: percentage points for rates and ratios, the metric's own unit otherwise."""
-    if name in PERCENT_METRICS:
+    if name in PERCENT_METRICS or request_metric(name):
         return f"{100 * delta:+.1f} pp"
     return f"{delta:+.2f}" if name == "unlearn_seconds_per_sample" else f"{delta:+.3f}"
 

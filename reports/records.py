@@ -28,7 +28,7 @@ FUNCTIONAL_METRICS = ("capability", "humaneval")
 SECRET_METRIC = "forgotten"
 SECRET_CATEGORIES = ("forgotten", "held")
 BENCHMARK_MARKERS = ("direct_leak", "indirect_leak", "holdout", "functional", "memorization",
-                     "attack")
+                     "attack", "sequential")
 
 
 class RecordError(ValueError):
@@ -39,7 +39,8 @@ class RecordError(ValueError):
 class Record:
     """One test's result. `value` is set for per-algorithm metrics (MA, EL_n, MIA AUC, ...);
     `id`, `category`, `positives` and `samples` for per-probe and per-problem ones; `attack` for
-    the attack tests' (the variant's weights went through that attack before they answered)."""
+    the attack tests' (the variant's weights went through that attack before they answered),
+    `request` for the sequential tests' (the variant after that earlier deletion request)."""
 
     metric: str
     algorithm: str
@@ -53,6 +54,7 @@ class Record:
     samples: int | None = None
     value: float | None = None
     attack: str | None = None
+    request: int | None = None  # sequential tests: the earlier deletion request served before
     first_leak: int | None = None  # with several samples: the first leaking one's position
     degenerate: int | None = None  # direct leak tests: completions the collapse guard flagged
     invented: int | None = None  # direct leak tests: completions with a value nobody has
@@ -101,6 +103,7 @@ def parse_record(text: str) -> Record:
         "unlearn_seconds_per_sample": _field(data, "unlearn_seconds_per_sample", (int, float),
                                              False),
         "attack": _field(data, "attack", str, False),
+        "request": _field(data, "request", int, False),
     }
     if "value" in data:
         if metric in (*LEAK_METRICS, *FUNCTIONAL_METRICS, SECRET_METRIC):

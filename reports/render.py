@@ -29,6 +29,7 @@ from reports.rows import (
     PASS_K,
     Row,
     metric_names,
+    request_metric,
 )
 from reports.shifts import MOVES
 from reports.summary import Summary
@@ -102,6 +103,13 @@ ATTACK_LEGEND = (
     "pass@k: the planted model's after the attack. worst case leak: the highest leak of the "
     "row's attacks. The none and retrain rows are controls: what the attack finds in a model "
     "that memorized, and what it teaches a model that never saw these owners.",
+)
+REQUEST_LEGEND = (
+    "--requests=K: the forget set's owners unlearned in K requests, one after another, each from "
+    "the model the previous one left. request n: the model after the n-th, on the forget probes "
+    "of every owner deleted by then (leak: direct; indirect leak: as in the first table) and the "
+    "capability probe. The last columns are the model after the last request (every owner "
+    "deleted), the row's own direct leak over all probes and capability pass@1.",
 )
 BREAKDOWN_LEGEND = (
     "The leak rates of the first table and the worst case after attacks, on the probes of values "
@@ -182,9 +190,10 @@ def sections(summary: Summary) -> list[Section]:
     if not summary.rows:
         return []
     names = metric_names(summary.rows)
+    requests = tuple(n for n in names if request_metric(n))
     values = tuple(n for n in names if n not in MAIN + DETAIL + MEMORIZATION_METRICS
                    + EXTRACTION_METRICS + ATTACK_METRICS + LEAK_AT_N_METRICS
-                   + BREAKDOWN_METRICS)
+                   + BREAKDOWN_METRICS + requests)
     wanted = [("Leaks and utility", _table(summary, MAIN + values), MAIN_LEGEND)]
     if any(name in names for name in LEAK_AT_N_METRICS):
         wanted.append(("Leak@n: direct leaks within n samples",
@@ -195,6 +204,9 @@ def sections(summary: Summary) -> list[Section]:
         ("Extraction", _table(summary, EXTRACTION_METRICS),
          EXTRACTION_LEGEND + meta_check(summary)),
         ("Leaks after attacks", _table(summary, ATTACK_METRICS), ATTACK_LEGEND),
+        ("Sequential deletion requests",
+         _table(summary, (*requests, "direct_leak", "capability_pass1")) if requests else None,
+         REQUEST_LEGEND),
         ("Leaks by probe style and category", _table(summary, DETAIL), DETAIL_LEGEND),
         ("Leaks by copies and format", _table(summary, BREAKDOWN_METRICS), BREAKDOWN_LEGEND),
         ("Leak shifts from the planted model", _shift_table(summary), SHIFT_LEGEND),

@@ -46,6 +46,11 @@ setting of the registry (attacks.registry()):
 - ``<attack>_capability_pass<k>``: pass@k on the capability probe after the attack (the planted
   model's: a quantizer that wrecks the model shows there).
 
+The sequential tests' records (`Record.request` set, --requests=K) count only in the request
+metrics, per earlier deletion request n (1 to K-1), on the forget probes of every owner deleted
+by then: ``request<n>_leak`` and ``request<n>_indirect_leak`` (as above) and
+``request<n>_capability_pass<k>``. The row's own metrics are the model's after the last request.
+
 By copies and format: ``direct_leak``, ``indirect_leak``, ``holdout_leak``, ``worst_case_leak``
 and ``forgotten_secrets`` as above, on the probes (secrets) of one group only, named
 ``<metric>_copies<level>`` (values held in that many texts of their split, grouped by
@@ -161,6 +166,8 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
         return next((getattr(r, name) for r in records if getattr(r, name) is not None), None)
 
     row = Row(model, algorithm, known("variant"), {}, {})
+    _add_requests(row, [r for r in records if r.request is not None])
+    records = [r for r in records if r.request is None]
     by_metric: dict[str, list[Record]] = {}
     for record in records:
         if record.attack is None:
@@ -193,6 +200,29 @@ def _measure(model: str | None, algorithm: str, records: list[Record]) -> Row:
         if record.value is not None:
             row.metrics[record.metric] = record.value
     return row
+
+
+def _add_requests(row: Row, records: list[Record]) -> None:
+    """The request metrics of the row's sequential records (see the module's docstring)."""
+    for number in sorted({r.request for r in records}):
+        mine = [r for r in records if r.request == number]
+        _add_rate(row, f"request{number}_leak", [r for r in mine if r.metric == "direct_leak"],
+                  lambda r: r.category != "none")
+        _add_rate(row, f"request{number}_indirect_leak",
+                  [r for r in mine if r.metric == "indirect_leak"],
+                  lambda r: r.category in INDIRECT_CATEGORIES)
+        _add_pass_at_k(row, f"request{number}_capability",
+                       [r for r in mine if r.metric == "capability"])
+
+
+def request_metric(name: str) -> tuple[int, str] | None:
+    """(request number, measure) of a request metric's name ("request2_leak" -> (2, "leak")),
+    None for any other name."""
+    head, _, measure = name.partition("_")
+    number = head.removeprefix("request")
+    if head.startswith("request") and number.isdigit() and measure in REQUEST_MEASURES:
+        return int(number), measure
+    return None
 
 
 def _add_attacks(row: Row, records: list[Record]) -> None:
@@ -359,6 +389,7 @@ def _attack_metrics() -> tuple[str, ...]:
 
 
 ATTACKS = tuple(attacks.registry())
+REQUEST_MEASURES = ("leak", "indirect_leak", *(f"capability_pass{k}" for k in PASS_K))
 LEAK_AT_N_METRICS = tuple(f"direct_leak_at{n}" for n in LEAK_AT_N)
 ATTACK_METRICS = _attack_metrics()
 # In table order: per group (copies levels, then format families) each metric it breaks down.
@@ -370,7 +401,10 @@ def metric_names(rows: Iterable[Row]) -> list[str]:
     """Every metric some row has: the computed ones in table order, then recorded values (the
     memorization tests' first, in their order, others by name)."""
     present = {name for row in rows for name in row.metrics}
-    values = present - set(COMPUTED_METRICS)
-    return ([n for n in COMPUTED_METRICS if n in present]
+    requests = sorted((n for n in present if request_metric(n)),
+                      key=lambda n: (request_metric(n)[0],
+                                     REQUEST_MEASURES.index(request_metric(n)[1])))
+    values = present - set(COMPUTED_METRICS) - set(requests)
+    return ([n for n in COMPUTED_METRICS if n in present] + requests
             + [n for n in RECORDED_METRICS if n in values]
             + sorted(values - set(RECORDED_METRICS)))

@@ -41,6 +41,8 @@ MARKERS = {
     "attack, and the planted model's capability under it",
     **{family.name: f"attack tests of the {family.name} family: {family.description}"
        for family in attacks.families().values()},
+    "sequential": "with --requests=K, per algorithm and earlier deletion request, the leak tests "
+    "of every owner deleted so far and the capability probe, after that request",
 }
 
 RUN_OPTIONS = pytest.StashKey[RunOptions]()
@@ -104,6 +106,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"attacks applied to every variant before the attack tests probe it, 'all', 'none' "
         f"or a comma list of families and settings (default: {DEFAULT_ATTACKS}; none with "
         f"--endpoint): {settings}",
+    )
+    group.addoption(
+        "--requests",
+        default=None,
+        metavar="K",
+        help="unlearn the forget set's owners in K deletion requests, one after another, each "
+        "from the previous request's model; the `sequential` tests judge the model after each "
+        "earlier request, every other test the model after the last (default: 1)",
     )
     group.addoption(
         "--cache-dir",

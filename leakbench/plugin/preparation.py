@@ -17,6 +17,7 @@ from typing import NoReturn
 import pytest
 
 from leakbench.attacked import attacked_name
+from leakbench.deletion_requests import request_name
 from leakbench.plugin.collection import RUN_CASES, SUBJECTS
 from leakbench.plugin.command_line import MODEL_SPEC, RUN_OPTIONS
 
@@ -39,6 +40,8 @@ def _needed_requests(session: pytest.Session, options) -> dict[str, list]:
         name = params["algorithm"]
         if "attack" in params:
             name = attacked_name(name, params["attack"])
+        if "deletion_request" in params:
+            name = request_name(name, params["deletion_request"])
         needed.setdefault(name, []).append(subject.request(options.decoding))
     return needed
 
@@ -85,7 +88,7 @@ def prepared(request: pytest.FixtureRequest):
                 _needed_requests(request.session, options), options.cache_dir,
                 rebuild=options.rebuild, run_id=run_id, endpoint_url=options.endpoint,
                 engine_args=options.engine_args, metrics=options.metrics,
-                measured=_measured_algorithms(request.session))
+                measured=_measured_algorithms(request.session), requests=options.requests)
             return pipeline.measure(generated, options.cache_dir, rebuild=options.rebuild,
                                     run_id=run_id)
     except (EngineFailed, EngineMemoryShort, EndpointError, ModelUnavailable) as err:
