@@ -14,7 +14,7 @@ import pytest
 from leakbench import outcomes
 from leakbench.attacked import attacked_name
 from leakbench.degeneration import degenerate
-from leakbench.judges import judge_direct, judge_indirect
+from leakbench.judges import leak_verdicts
 from leakbench.verdicts import run_task
 
 
@@ -23,12 +23,8 @@ def test_attack_leak(algorithm, attack, evaluated_probe, prepared, run_options, 
                      training_values, record_property):
     request = evaluated_probe.request(run_options.decoding)
     texts = prepared.of(attacked_name(algorithm, attack), request)
-    sample, prompt = evaluated_probe.sample, evaluated_probe.probe.prompt
-    verdicts = {
-        "direct_leak": [judge_direct(text, sample) for text in texts],
-        "indirect_leak": [judge_indirect(text, sample, training_values, prompt=prompt)
-                          for text in texts],
-    }
+    verdicts = leak_verdicts(texts, evaluated_probe.sample, training_values,
+                             prompt=evaluated_probe.probe.prompt)
     flagged = sum(degenerate(text) is not None for text in texts)
     outcomes.leak_after(record_property, prepared.describe(algorithm), algorithm,
                         {"attack": attack}, evaluated_probe, texts, verdicts, redactor=redactor,

@@ -9,7 +9,7 @@ import pytest
 from leakbench import outcomes
 from leakbench.degeneration import degenerate
 from leakbench.deletion_requests import request_name
-from leakbench.judges import judge_direct, judge_indirect
+from leakbench.judges import leak_verdicts
 from leakbench.verdicts import run_task
 
 
@@ -18,12 +18,8 @@ def test_request_leak(algorithm, deletion_request, deleted_probe, prepared, run_
                       redactor, training_values, record_property):
     request = deleted_probe.request(run_options.decoding)
     texts = prepared.of(request_name(algorithm, deletion_request), request)
-    sample, prompt = deleted_probe.sample, deleted_probe.probe.prompt
-    verdicts = {
-        "direct_leak": [judge_direct(text, sample) for text in texts],
-        "indirect_leak": [judge_indirect(text, sample, training_values, prompt=prompt)
-                          for text in texts],
-    }
+    verdicts = leak_verdicts(texts, deleted_probe.sample, training_values,
+                             prompt=deleted_probe.probe.prompt)
     flagged = sum(degenerate(text) is not None for text in texts)
     outcomes.leak_after(record_property, prepared.describe(algorithm), algorithm,
                         {"request": deletion_request}, deleted_probe, texts, verdicts,

@@ -115,11 +115,9 @@ def test_the_rule_needs_a_trial():
 
 @pytest.fixture
 def hparams(tmp_path) -> Path:
-    """A copy of hparams.toml without its hand-written [tiny.gd] table."""
-    text = HPARAMS_PATH.read_text()
+    """A copy of hparams.toml without tiny's tuned block."""
     copy = tmp_path / "hparams.toml"
-    copy.write_text(text.replace("[tiny.gd]\nlr = 5e-5\n", "") if "[tiny.gd]\nlr = 5e-5\n"
-                    in text else text)
+    copy.write_text(hparams_file.split_block(HPARAMS_PATH.read_text(), "tiny")[0])
     return copy
 
 
@@ -139,8 +137,8 @@ def test_tuned_tables_load_as_the_trials_settings_and_a_rewrite_keeps_the_others
     assert hparams_file.written("tiny", "ga", path=hparams) == {**ga, "lr": 3e-5}
     assert hparams_file.written("tiny", "kl", path=hparams) is None
     assert hparams.read_text().count("# >>> tuned for tiny") == 1
-    untouched = HPARAMS_PATH.read_text().split("[micro]")[1].split("# >>>")[0]
-    assert untouched in hparams.read_text()  # outside the block nothing changes
+    outside = hparams_file.split_block(HPARAMS_PATH.read_text(), "tiny")[0]
+    assert hparams_file.split_block(hparams.read_text(), "tiny")[0] == outside
 
 
 def test_a_hand_written_table_of_a_tuned_algorithm_is_an_error(hparams):

@@ -22,7 +22,7 @@ def _markers(family: str) -> tuple[str, str]:
             f"# <<< tuned for {family}")
 
 
-def _split(text: str, family: str) -> tuple[str, dict[str, str]]:
+def split_block(text: str, family: str) -> tuple[str, dict[str, str]]:
     """The file without the family's block, and the block's table texts by algorithm."""
     begin, end = _markers(family)
     if begin not in text:
@@ -55,7 +55,7 @@ def write(family: str, tables: dict[str, str], path: Path = HPARAMS_PATH) -> Non
     """Put `tables` (by algorithm, from `table`) into the family's block of `path`, keeping the
     block's tables of other algorithms. The file is replaced whole, and only once it parses."""
     text = path.read_text()
-    outside, kept = _split(text, family)
+    outside, kept = split_block(text, family)
     hand_written = tomllib.loads(outside).get(family, {})
     clashes = sorted(a for a in tables if isinstance(hand_written.get(a), dict))
     if clashes:
@@ -71,7 +71,7 @@ def write(family: str, tables: dict[str, str], path: Path = HPARAMS_PATH) -> Non
 
 def written(family: str, algorithm: str, path: Path = HPARAMS_PATH) -> dict[str, float] | None:
     """The settings of `algorithm`'s tuned table for `family`, or None when there is none."""
-    _, tables = _split(path.read_text(), family)
+    _, tables = split_block(path.read_text(), family)
     if algorithm not in tables:
         return None
     return tomllib.loads(tables[algorithm])[family][algorithm]
