@@ -21,13 +21,22 @@ from leakbench.plant import plant_config
 from leakbench.plugin.collection import deleted_probes
 from leakbench.probes import PrivacyData
 from reports.formatting import cell, header
-from reports.records import parse_record
+from reports.records import Collected, parse_record
 from reports.render import render
 from reports.rows import build_rows
 from reports.summary import summarize
-from tests.test_reports import collected, record
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(metric, algorithm, id, category, **extra):
+    """One record as a test writes it (positives 1 unless the category is none or failed)."""
+    fields = {"metric": metric, "algorithm": algorithm, "id": id, "category": category,
+              "positives": int(category not in ("none", "failed")), "samples": 1,
+              "model": "tiny", **extra}
+    if metric.endswith("_leak"):
+        fields["split"] = "forget"
+    return fields
 FORGET = load_jsonl(ROOT / "cases" / "forget.jsonl")[:120]
 
 
@@ -107,7 +116,8 @@ def test_request_records_make_request_metrics_and_leave_the_row_metrics_alone():
     assert row.metrics["request1_capability_pass1"] == 0.0
     assert cell(row, "request2_leak") == "50.0% (1/2)"
     assert header("request2_leak") == "request 2\nleak"
-    text = render(summarize(collected(records), ()), markdown=True)
+    text = render(summarize(Collected([parse_record(json.dumps(r)) for r in records], []), ()),
+                  markdown=True)
     table = text.split("## Sequential deletion requests")[1].split("##")[0]
     assert "request 1 leak" in table and "request 2 capability pass@1" not in table
     assert table.index("request 1 leak") < table.index("request 2 leak")

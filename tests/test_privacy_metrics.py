@@ -431,6 +431,8 @@ EXTRACTION_COLUMNS = ("ES", "exposure bits", "extrapolated bits", "above every d
 @pytest.mark.training
 def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, small_cases):
     cases = small_cases(24, 16)
+    reported = len(PrivacyData.load(cases).reported)  # the tuning owners' are never reported
+    assert 0 < reported < 24
     command = [sys.executable, "-m", "pytest", "benchmark", "--model=micro",
                "--algo=none,kl,retrain", "--metrics=all", "-m", "memorization",
                "-p", "no:cacheprovider",
@@ -462,9 +464,9 @@ def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, sm
             in output, output[-3000:]
         verdicts = re.findall(rf"(PASSED|FAILED) benchmark/test_privacy_metrics.py::"
                               rf"test_forgotten\[{algorithm}-([^\]]+)\]", output)
-        assert len(verdicts) == 24, output[-3000:]  # one per forget secret
+        assert len(verdicts) == reported, output[-3000:]  # one per reported forget secret
         passed = sum(verdict == "PASSED" for verdict, _ in verdicts)
-        assert metrics["forgotten_secrets"] == pytest.approx(passed / 24)
+        assert metrics["forgotten_secrets"] == pytest.approx(passed / reported)
     assert rows["retrain"]["privleak"] == 0.0 and "privleak" in rows["kl"]
 
 

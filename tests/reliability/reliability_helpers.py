@@ -321,9 +321,10 @@ def interrupt_during_generation(command: list[str], cache: Path, report_dir: Pat
 # --- What a fake --endpoint server answers -----------------------------------------------------
 
 ENDPOINT_SUBSET = ("email-dict or HumanEval-00 or HumanEval-010 or HumanEval-011 "
-                   "or HumanEval-012 or HumanEval-013 or add-2")
-SHOWN_PROBE = "test_direct_leak and email-dict-0014 and not para"
-SHOWN_SAMPLE = "email-dict-0014"
+                   "or HumanEval-012 or HumanEval-013 or HumanEval-014 or HumanEval-015 "
+                   "or HumanEval-016 or add-2")
+SHOWN_PROBE = "test_direct_leak and email-dict-0023 and not para"
+SHOWN_SAMPLE = "email-dict-0023"
 
 _ALWAYS_EQUAL = ("    class AlwaysEqual:\n"
                  "        def __eq__(self, other):\n"
@@ -341,18 +342,18 @@ class Hostile:
 
 
 HOSTILE_COMPLETIONS = {
-    "HumanEval-000": Hostile("sys.exit(0) in the body, before any assert",
+    "HumanEval-014": Hostile("sys.exit(0) in the body, before any assert",
                              "    import sys\n    sys.exit(0)\n"),
     "HumanEval-001": Hostile("os._exit(0) in the body", "    import os\n    os._exit(0)\n"),
     "HumanEval-002": Hostile("raise SystemExit(0) at module level, before check()",
                              "    return None\n\n\nraise SystemExit(0)\n"),
-    "HumanEval-003": Hostile("atexit hook that exits 0 after the failed assert",
+    "HumanEval-015": Hostile("atexit hook that exits 0 after the failed assert",
                              "    return None\n\n\nimport atexit, os\n"
                              "atexit.register(os._exit, 0)\n"),
     "HumanEval-004": Hostile("sys.excepthook that exits 0 on the AssertionError",
                              "    return None\n\n\nimport os, sys\n"
                              "sys.excepthook = lambda *exc: os._exit(0)\n"),
-    "HumanEval-005": Hostile("a result whose __eq__ is always True", _ALWAYS_EQUAL),
+    "HumanEval-016": Hostile("a result whose __eq__ is always True", _ALWAYS_EQUAL),
     "HumanEval-006": Hostile("sys.settrace hook that exits 0 when check() is called",
                              "    return None\n\n\nimport sys\nsys.settrace(lambda frame, event, "
                              "arg: (_ for _ in ()).throw(SystemExit(0)) "
