@@ -390,3 +390,39 @@ def test_xdist_workers_write_no_summary_sections_the_controller_does(benchmark_p
     said = {path.name: path.read_text() for path in benchmark_pytester.path.glob("no_summary-*")}
     assert said == {"no_summary-controller": "False", "no_summary-gw0": "True",
                     "no_summary-gw1": "True"}
+
+
+def test_an_unexpected_preparation_error_stops_the_run_at_once(benchmark_pytester):
+    """A failure the preparation does not know (here: a broken install) is shown once, with its
+    traceback, and ends the run, instead of being raised again by every test that needs it."""
+    benchmark_pytester.makeconftest(
+        """
+        import leakbench.pipeline
+
+        pytest_plugins = ("leakbench.plugin",)
+
+        def prepare(*args, **kwargs):
+            raise ModuleNotFoundError("Could not import module 'LlamaConfig'")
+
+        leakbench.pipeline.prepare = prepare
+        """
+    )
+    benchmark_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(40))
+        def test_needs_the_run(prepared, n):
+            pass
+        """
+    )
+    for workers in (0, 2):
+        result = benchmark_pytester.runpytest_subprocess("-n", str(workers),
+                                                         "-p", "no:cacheprovider")
+        output = result.stdout.str()
+        assert result.ret not in (0, 5), output
+        outcomes = result.parseoutcomes()
+        assert "passed" not in outcomes and 1 <= outcomes["errors"] <= max(1, workers), output
+        assert output.count("E   ModuleNotFoundError") <= max(1, workers), output
+        assert ("LeakBench could not prepare the run: ModuleNotFoundError: Could not import module "
+                "'LlamaConfig'") in output, output

@@ -99,3 +99,10 @@ def prepared(request: pytest.FixtureRequest):
         where = Path(err.filename).parent if err.filename else options.cache_dir
         _stop(request, f"LeakBench could not write to {where}: {err.strerror} (cache: "
                        f"{options.cache_dir}; free space there or choose another with --cache-dir)")
+    except Exception as err:
+        # Every test asks for this fixture and pytest raises its error again in each of them, so a
+        # broken install would print the same traceback for each of a run's thousands of tests.
+        # The first test shows it once and the run stops.
+        request.session.shouldstop = (f"LeakBench could not prepare the run: "
+                                      f"{type(err).__name__}: {err}")
+        raise
