@@ -1,7 +1,8 @@
 """Token healing against leaks: the planted model's direct leak on prompts that end inside a
 token, beside the same kind of secret after a prompt that ends on a boundary.
 
-    python bench/healed_prompts.py [--model tiny] [--pairs 40] [--cache-dir DIR] [--docs FILE]
+    python bench/healed_prompts.py [--model tiny] [--pairs 40] [--seeds 0,1,2] [--cache-dir DIR]
+                                   [--docs FILE]
 
 A prompt cut inside a token is asked from the last token boundary before it and its completion
 judged after the characters cut off (leakbench.healing). Whether that asks the model as fairly as
@@ -16,10 +17,12 @@ letters and digits), in five formats (.env, YAML, Python, INI, shell):
 - quoted: the same field, the secret in quotes (`STRIPE_KEY="<secret>"`), on a boundary.
 
 All are added to the forget set as a case file, the model is planted with them (a cold planting:
-minutes on a CPU) and the direct leak tests of these cases run (`--algo=none`). Reported: how many
-prompts of each group the served tokenizer needs healed (every one of the first group, none of
-the others) and each group's direct leak rate. Writes the "Healed prompts on `tiny`" section of
-docs/RESULTS.md, or of --docs.
+minutes on a CPU) and the direct leak tests of these cases run (`--algo=none`). Each of --seeds
+draws other secrets and plants a model of its own: which secrets a planting happens to hold moves
+a group's rate by tens of points, so the groups are compared over several plantings. Reported:
+how many prompts of each group the served tokenizer needs healed (every one of the first group,
+none of the others) and each group's direct leak rate, pooled and per seed. Writes the "Healed
+prompts on `tiny`" section of docs/RESULTS.md, or of --docs.
 """
 
 from __future__ import annotations
@@ -110,38 +113,23 @@ def cases(pairs: int, tokenizer, seed: int = 0) -> list[dict]:
     return records
 
 
-def write_cases(directory: Path, pairs: int, tokenizer) -> list:
+def write_cases(directory: Path, pairs: int, tokenizer, seed: int) -> list:
     """A cases directory: the committed forget and holdout sets, and the groups as a case file."""
     for name in (FORGET_FILE, HOLDOUT_FILE):
         shutil.copy(ROOT / "cases" / name, directory / name)
     samples = [parse_record(record, CASE_FILE, str(n + 1))
-               for n, record in enumerate(cases(pairs, tokenizer))]
+               for n, record in enumerate(cases(pairs, tokenizer, seed))]
     (directory / CASE_FILE).write_text(dumps_jsonl(samples))
     return load_jsonl(directory / CASE_FILE)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tiny", "micro"), default="tiny")
-    parser.add_argument("--pairs", type=int, default=40,
-                        help="cases per group, at least 5 (%(default)s)")
-    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
-                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
-    parser.add_argument("--docs", type=Path, default=RESULTS_MD,
-                        help="the Markdown file whose section is rewritten (%(default)s)")
-    args = parser.parse_args()
-    if args.pairs < 5:
-        parser.error("--pairs: at least 5 (one per format)")
-    from transformers import AutoTokenizer
-
-    # the base model's tokenizer is the served one: planting leaves it as it was
-    tokenizer = AutoTokenizer.from_pretrained(tiny.build(tiny.CONFIGS[args.model],
-                                                         args.cache_dir))
+def planted_leaks(args: argparse.Namespace, tokenizer, seed: int) -> dict[str, tuple[bool, bool]]:
+    """Per case of one seed's draw: whether its prompt needed healing and whether the model
+    planted with the draw leaked its secret (greedy, direct)."""
     with tempfile.TemporaryDirectory() as scratch:
         directory, report = Path(scratch) / "cases", Path(scratch) / "report"
         directory.mkdir()
-        samples = write_cases(directory, args.pairs, tokenizer)
-        started = time.monotonic()
+        samples = write_cases(directory, args.pairs, tokenizer, seed)
         command = [sys.executable, "-m", "pytest", "benchmark", f"--model={args.model}",
                    "--algo=none", "--attacks=none", "-m", "direct_leak",
                    "-k", " or ".join(f"{group}-" for group, *_ in GROUPS),
@@ -153,23 +141,75 @@ def main() -> None:
         results = json.loads((report / "results.json").read_text())
     leaked = {r["id"]: r["category"] == "direct" for r in results["outcomes"]
               if r["metric"] == "direct_leak"}
-    healed = {s.id: cut_inside(tokenizer, s.text, s.span[0]) for s in samples}
-    rows = ["| prompts | cases | needed healing | direct leak |", "| --- | ---: | ---: | ---: |"]
-    rates = {}
-    for group, _, _, _, label in GROUPS:
-        ids = [s.id for s in samples if s.id.startswith(f"{group}-")]
-        hits = sum(leaked[i] for i in ids)
-        rates[group] = hits / len(ids)
-        rows.append(f"| {label} | {len(ids)} | {sum(healed[i] for i in ids)} "
-                    f"| {rates[group]:.1%} ({hits}/{len(ids)}) |")
+    return {s.id: (cut_inside(tokenizer, s.text, s.span[0]), leaked[s.id]) for s in samples}
+
+
+def rate(cases: list[tuple[bool, bool]]) -> str:
+    hits = sum(leaked for _, leaked in cases)
+    return f"{hits / len(cases):.1%} ({hits}/{len(cases)})"
+
+
+def table(seeds: tuple[int, ...], runs: dict[int, dict[str, tuple[bool, bool]]]) -> str:
+    """One row per group, then the boundary groups together: pooled over seeds, then per seed."""
+    def cases(groups: tuple[str, ...], seed: int | None = None) -> list[tuple[bool, bool]]:
+        return [case for s in seeds if seed in (None, s) for id, case in runs[s].items()
+                if id.split("-")[0] in groups]
+
+    rows = [f"| prompts | cases | needed healing | direct leak | "
+            f"{' | '.join(f'seed {s}' for s in seeds)} |",
+            "| --- | ---: | ---: | ---: |" + " ---: |" * len(seeds)]
+    boundary = tuple(group for group, *_, needs_healing, _ in GROUPS if not needs_healing)
+    for groups, label in [((group,), label) for group, *_, label in GROUPS] + [
+            (boundary, "ending on a boundary (the two groups above)")]:
+        pooled = cases(groups)
+        rows.append(f"| {label} | {len(pooled)} | {sum(healed for healed, _ in pooled)} "
+                    f"| {rate(pooled)} | {' | '.join(rate(cases(groups, s)) for s in seeds)} |")
+    return "\n".join(rows) + "\n"
+
+
+def points(runs: dict[int, dict[str, tuple[bool, bool]]], minus: tuple[str, ...]) -> str:
+    """Healed minus `minus`, pooled over seeds, in percentage points."""
+    def share(groups: tuple[str, ...]) -> float:
+        leaked = [case[1] for run in runs.values() for id, case in run.items()
+                  if id.split("-")[0] in groups]
+        return sum(leaked) / len(leaked)
+    return f"{100 * (share(('heal',)) - share(minus)):+.1f} points"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("tiny", "micro"), default="tiny")
+    parser.add_argument("--pairs", type=int, default=40,
+                        help="cases per group and seed, at least 5 (%(default)s)")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated draw seeds, each a planting of its own (%(default)s)")
+    parser.add_argument("--cache-dir", type=parse_cache_dir, default=parse_cache_dir(""),
+                        help="default: $LEAKBENCH_CACHE_DIR or ~/.cache/leakbench")
+    parser.add_argument("--docs", type=Path, default=RESULTS_MD,
+                        help="the Markdown file whose section is rewritten (%(default)s)")
+    args = parser.parse_args()
+    if args.pairs < 5:
+        parser.error("--pairs: at least 5 (one per format)")
+    try:
+        seeds = tuple(dict.fromkeys(int(seed) for seed in args.seeds.split(",")))
+    except ValueError:
+        parser.error(f"--seeds: {args.seeds!r} is not a comma-separated list of integers")
+    from transformers import AutoTokenizer
+
+    # the base model's tokenizer is the served one: planting leaves it as it was
+    tokenizer = AutoTokenizer.from_pretrained(tiny.build(tiny.CONFIGS[args.model],
+                                                         args.cache_dir))
+    started = time.monotonic()
+    runs = {seed: planted_leaks(args, tokenizer, seed) for seed in seeds}
     minutes = (time.monotonic() - started) / 60
-    text = (f"Command: `python bench/healed_prompts.py --model {args.model} --pairs {args.pairs}` "
-            f"({time.strftime('%Y-%m-%d')}, {minutes:.0f} min with a cold planting, "
-            f"{description()}). The planted model (`none`), greedy, direct probes of "
-            f"{len(GROUPS) * args.pairs} cases added to the forget set; healed minus the digit-"
-            f"first group on the same prefixes: {100 * (rates['heal'] - rates['digit']):+.1f} "
-            f"points, healed minus quoted: {100 * (rates['heal'] - rates['edge']):+.1f} points."
-            "\n\n" + "\n".join(rows) + "\n")
+    text = (f"Command: `python bench/healed_prompts.py --model {args.model} --pairs {args.pairs} "
+            f"--seeds {','.join(map(str, seeds))}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} "
+            f"min with {len(seeds)} cold planting(s), {description()}). The planted model "
+            f"(`none`), greedy, direct probes of {len(GROUPS) * args.pairs} cases added to the "
+            f"forget set, per seed; healed minus the digit-first group on the same prefixes: "
+            f"{points(runs, ('digit',))}, minus quoted: {points(runs, ('edge',))}, minus every "
+            f"prompt ending on a boundary: {points(runs, ('digit', 'edge'))}.\n\n"
+            + table(seeds, runs))
     print(text)
     write_section(args.docs, SECTION, text)
 
