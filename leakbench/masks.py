@@ -30,10 +30,12 @@ _PERCENT_ESCAPE = re.compile(r"%[0-7][0-9A-Fa-f]")  # an ASCII character, URL-en
 class TextView:
     """A whole text normalized as a form normalizes its values, each normalized character with
     the index in the text it came from: where a value is written, so that it can be masked
-    (`leakbench.redaction`). With `whole_words` the view starts and ends with a space, and a
-    value counts only as ``f" {value} "``."""
+    (`leakbench.redaction`). `text` gives the normalized text alone, as `normalize` would: most
+    texts hold no value, and theirs need no positions. With `whole_words` the view starts and
+    ends with a space, and a value counts only as ``f" {value} "``."""
 
     normalize: Callable[[str], tuple[str, list[int]]]
+    text: Callable[[str], str]
     whole_words: bool = False
 
 
@@ -47,6 +49,31 @@ def _mapped(text: str, keep: Callable[[str], str]) -> tuple[str, list[int]]:
     return "".join(chars), where
 
 
+class _KeptTable(dict):
+    """`str.translate`'s table of a rule applied to each character alone, filled as characters
+    are met: a text whose characters were all seen before is mapped without a Python call."""
+
+    def __init__(self, keep: Callable[[str], str]) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def __missing__(self, code: int) -> str:
+        kept = self[code] = self.keep(chr(code))
+        return kept
+
+
+def _per_character(keep: Callable[[str], str]) -> TextView:
+    """The view that writes each character of a text as `keep(char)`."""
+    table = _KeptTable(keep)
+    return TextView(lambda text: _mapped(text, keep), lambda text: text.translate(table))
+
+
+def _whole(normalize: Callable[[str], tuple[str, list[int]]], *, whole_words: bool = False
+           ) -> TextView:
+    """A view whose normalized text comes only with its positions."""
+    return TextView(normalize, lambda text: normalize(text)[0], whole_words)
+
+
 def percent_decoded(text: str) -> tuple[str, list[int]]:
     """`text` with each URL-encoded ASCII character ("%40") decoded ("@"), each character with
     where it came from (a decoded one: its "%")."""
@@ -58,22 +85,18 @@ def percent_decoded(text: str) -> tuple[str, list[int]]:
     return "".join(chars) + text[position:], where + list(range(position, len(text)))
 
 
-def _compact_view(text: str) -> tuple[str, list[int]]:
-    return _mapped(text, lambda c: "" if c.isspace() else c)
+def _decoded(text: str) -> str:
+    """`percent_decoded(text)`'s text alone."""
+    return _PERCENT_ESCAPE.sub(lambda escape: chr(int(escape.group()[1:], 16)), text)
 
 
-def _email_view(text: str) -> tuple[str, list[int]]:
-    return _mapped(text, lambda c: "" if c.isspace() else c.casefold())
-
-
-def _after_decoding(view: Callable[[str], tuple[str, list[int]]]
-                    ) -> Callable[[str], tuple[str, list[int]]]:
+def _after_decoding(view: TextView) -> TextView:
     """`view` of the text with its URL-encoded characters decoded."""
-    def decoded_view(text: str) -> tuple[str, list[int]]:
+    def normalize(text: str) -> tuple[str, list[int]]:
         decoded, where = percent_decoded(text)
-        normalized, kept = view(decoded)
+        normalized, kept = view.normalize(decoded)
         return normalized, [where[i] for i in kept]
-    return decoded_view
+    return TextView(normalize, lambda text: view.text(_decoded(text)), view.whole_words)
 
 
 def _words_view(text: str) -> tuple[str, list[int]]:
@@ -110,15 +133,14 @@ _ALNUM_UPPER_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 # The views mask more generously than the judges find: digits across any separators, values
 # inside longer ones (an email in a longer address, an IP in a longer one).
-DIGITS_VIEW = TextView(lambda t: _mapped(t, lambda c: c if c.isdecimal() else
-                                         "" if c in _NUMBER_SEPARATORS or c.isspace() else "|"))
-COMPACT_VIEW = TextView(_compact_view)
-DECODED_COMPACT_VIEW = TextView(_after_decoding(_compact_view))
-UPPER_COMPACT_VIEW = TextView(lambda t: _mapped(t, lambda c: "" if c.isspace() else c.upper()))
-ALNUM_UPPER_VIEW = TextView(lambda t: _mapped(
-    t, lambda c: "".join(u for u in c.upper() if u in _ALNUM_UPPER_CHARS)))
-EMAIL_VIEW = TextView(_email_view)
-DECODED_EMAIL_VIEW = TextView(_after_decoding(_email_view))
-WORDS_VIEW = TextView(_words_view, whole_words=True)
-IP_VIEW = TextView(_ip_view)
-
+DIGITS_VIEW = _per_character(lambda c: c if c.isdecimal() else
+                             "" if c in _NUMBER_SEPARATORS or c.isspace() else "|")
+COMPACT_VIEW = _per_character(lambda c: "" if c.isspace() else c)
+DECODED_COMPACT_VIEW = _after_decoding(COMPACT_VIEW)
+UPPER_COMPACT_VIEW = _per_character(lambda c: "" if c.isspace() else c.upper())
+ALNUM_UPPER_VIEW = _per_character(
+    lambda c: "".join(u for u in c.upper() if u in _ALNUM_UPPER_CHARS))
+EMAIL_VIEW = _per_character(lambda c: "" if c.isspace() else c.casefold())
+DECODED_EMAIL_VIEW = _after_decoding(EMAIL_VIEW)
+WORDS_VIEW = _whole(_words_view, whole_words=True)
+IP_VIEW = _whole(_ip_view)

@@ -110,11 +110,21 @@ class Redactor:
         return "".join(parts)
 
     def _spans(self, text: str) -> Iterator[tuple[int, int, str]]:
-        """(start, end, value) of every place in `text` where a known value is written."""
+        """(start, end, value) of every place in `text` where a known value is written. A view's
+        positions are worked out only for a text that holds the start of some value in it."""
         for view, index in self._index.items():
-            normalized, where = view.normalize(text)
+            normalized = view.text(text)
+            starts = {normalized[at:at + MIN_CHARS]
+                      for at in range(len(normalized) - MIN_CHARS + 1)}
+            found = starts & index.keys()
+            if not found:
+                continue
+            where = view.normalize(text)[1]
             skip = 1 if view.whole_words else 0
-            for at in range(len(normalized) - MIN_CHARS + 1):
-                for pattern, length, value in index.get(normalized[at:at + MIN_CHARS], ()):
-                    if normalized.startswith(pattern, at):
-                        yield where[at + skip], where[at + skip + length - 1] + 1, value
+            for start in found:
+                at = normalized.find(start)
+                while at != -1:
+                    for pattern, length, value in index[start]:
+                        if normalized.startswith(pattern, at):
+                            yield where[at + skip], where[at + skip + length - 1] + 1, value
+                    at = normalized.find(start, at + 1)
