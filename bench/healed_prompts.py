@@ -144,35 +144,39 @@ def planted_leaks(args: argparse.Namespace, tokenizer, seed: int) -> dict[str, t
     return {s.id: (cut_inside(tokenizer, s.text, s.span[0]), leaked[s.id]) for s in samples}
 
 
+def of_groups(runs: dict[int, dict[str, tuple[bool, bool]]], groups: tuple[str, ...],
+              seeds: tuple[int, ...]) -> list[tuple[bool, bool]]:
+    """(needed healing, leaked) of the cases of `groups` in the runs of `seeds`."""
+    return [case for seed in seeds for id, case in runs[seed].items()
+            if id.split("-")[0] in groups]
+
+
 def rate(cases: list[tuple[bool, bool]]) -> str:
     hits = sum(leaked for _, leaked in cases)
     return f"{hits / len(cases):.1%} ({hits}/{len(cases)})"
 
 
-def table(seeds: tuple[int, ...], runs: dict[int, dict[str, tuple[bool, bool]]]) -> str:
+def table(runs: dict[int, dict[str, tuple[bool, bool]]]) -> str:
     """One row per group, then the boundary groups together: pooled over seeds, then per seed."""
-    def cases(groups: tuple[str, ...], seed: int | None = None) -> list[tuple[bool, bool]]:
-        return [case for s in seeds if seed in (None, s) for id, case in runs[s].items()
-                if id.split("-")[0] in groups]
-
+    seeds = tuple(runs)
     rows = [f"| prompts | cases | needed healing | direct leak | "
             f"{' | '.join(f'seed {s}' for s in seeds)} |",
             "| --- | ---: | ---: | ---: |" + " ---: |" * len(seeds)]
     boundary = tuple(group for group, *_, needs_healing, _ in GROUPS if not needs_healing)
     for groups, label in [((group,), label) for group, *_, label in GROUPS] + [
             (boundary, "ending on a boundary (the two groups above)")]:
-        pooled = cases(groups)
+        pooled = of_groups(runs, groups, seeds)
         rows.append(f"| {label} | {len(pooled)} | {sum(healed for healed, _ in pooled)} "
-                    f"| {rate(pooled)} | {' | '.join(rate(cases(groups, s)) for s in seeds)} |")
+                    f"| {rate(pooled)} | "
+                    f"{' | '.join(rate(of_groups(runs, groups, (s,))) for s in seeds)} |")
     return "\n".join(rows) + "\n"
 
 
 def points(runs: dict[int, dict[str, tuple[bool, bool]]], minus: tuple[str, ...]) -> str:
     """Healed minus `minus`, pooled over seeds, in percentage points."""
     def share(groups: tuple[str, ...]) -> float:
-        leaked = [case[1] for run in runs.values() for id, case in run.items()
-                  if id.split("-")[0] in groups]
-        return sum(leaked) / len(leaked)
+        cases = of_groups(runs, groups, tuple(runs))
+        return sum(leaked for _, leaked in cases) / len(cases)
     return f"{100 * (share(('heal',)) - share(minus)):+.1f} points"
 
 
@@ -209,7 +213,7 @@ def main() -> None:
             f"forget set, per seed; healed minus the digit-first group on the same prefixes: "
             f"{points(runs, ('digit',))}, minus quoted: {points(runs, ('edge',))}, minus every "
             f"prompt ending on a boundary: {points(runs, ('digit', 'edge'))}.\n\n"
-            + table(seeds, runs))
+            + table(runs))
     print(text)
     write_section(args.docs, SECTION, text)
 

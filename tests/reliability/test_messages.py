@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 from reliability_helpers import ROOT, SHOWN_SAMPLE, as_run
 
-from leakbench import outcomes
+from leakbench import masks, outcomes
 from leakbench.masks import MASK, redact
 from leakbench.normalization import contains, normalize
 from leakbench.probes import FunctionalTask, PrivacyData
@@ -153,6 +153,20 @@ def test_redactor_masks_every_value_laid_out_otherwise(data, redactor, layout: s
 def test_redactor_keeps_text_without_values(redactor) -> None:
     text = "NameError: name 'frobnicate' is not defined (line 12, 2024-01-01)"
     assert redactor.masked(text) == text
+
+
+@pytest.mark.parametrize("name", [name for name in dir(masks) if name.endswith("_VIEW")])
+@pytest.mark.parametrize("text", [
+    "", "plain ascii text", "Tab\there, CRLF\r\n and  runs   of spaces",
+    "mail%40Example.COM %2fpath %zz %7", "ß İ ﬁ Σ ς ǅ ½ ٣ ⅷ",  # case folding expands, other digits
+    "call +44 (0)20-7946 0958 or 010.001.002.003", "x" * 3 + "\u0085\u2028\u00a0" + "y",
+])
+def test_a_views_text_is_the_text_of_its_positions(name: str, text: str) -> None:
+    """The redactor reads a view's `text` to find where values may start and maps positions only
+    then (`normalize`): both must give the same normalized text, or a value is missed."""
+    view = getattr(masks, name)
+    assert view.text(text) == view.normalize(text)[0]
+    assert view.text(text * 2) == view.normalize(text * 2)[0]  # the filled table gives the same
 
 
 def test_overlapping_values_become_one_mask(owner) -> None:
