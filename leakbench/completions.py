@@ -41,8 +41,11 @@ class Store:
             found.update(json.loads(data))
         return found
 
-    def missing(self, requests: list[Request | TokenRequest]) -> list[Request | TokenRequest]:
-        have = self.load()
+    def missing(self, requests: list[Request | TokenRequest],
+                held: dict[str, Answer] | None = None) -> list[Request | TokenRequest]:
+        """The requests, once each, that the store has no answer for; `held`: its answers, when
+        the caller has loaded them already."""
+        have = self.load() if held is None else held
         seen, out = set(), []
         for request in requests:
             key = request_key(request)

@@ -291,7 +291,9 @@ def fill(stores: dict[str, Store], needed: dict[str, list[Request | TokenRequest
     """Each variant's store (`stores`) filled with what `needed` asks and it lacks, in one call
     of `generator` (the run's "generate" stage, leakbench.progress); per variant, every answer
     its store holds."""
-    missing = {name: store.missing(needed.get(name, [])) for name, store in stores.items()}
+    held = {name: store.load() for name, store in stores.items()}
+    missing = {name: store.missing(needed.get(name, []), held[name])
+               for name, store in stores.items()}
     missing = {name: requests for name, requests in missing.items() if requests}
     with progress.stage("generate") as reported:
         if not missing:
@@ -299,8 +301,9 @@ def fill(stores: dict[str, Store], needed: dict[str, list[Request | TokenRequest
         else:
             for name, answers in generator.generate(missing).items():
                 stores[name].add(missing[name], answers)
+                held[name] = stores[name].load()  # the answers as every later run reads them
                 reported.advance(0, prompts=len(answers))
-    return {name: store.load() for name, store in stores.items()}
+    return held
 
 
 def generate(variants: dict[str, Variant], needed: dict[str, list[Request | TokenRequest]],
@@ -321,6 +324,16 @@ def healed_engines(variants: dict[str, Variant], cache_dir: Path, engine_args: d
         healing.followings(probes))
 
 
+def import_libraries() -> None:
+    """Import torch and transformers' tokenizers before taking the lock. The stages under it need
+    them even when every artifact is cached (the artifacts' keys, the engine's memory check, the
+    tokenizers of the privacy metrics and of prompt healing), and importing them takes seconds:
+    outside the lock, pytest-xdist's workers import them at the same time, not one after the
+    other."""
+    import torch  # noqa: F401
+    from transformers import AutoTokenizer  # noqa: F401
+
+
 def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyData,
             needed: dict[str, list[Request]], cache_dir: Path, *, rebuild: bool, run_id: str,
             endpoint_url: str | None = None, engine_args: dict | None = None,
@@ -338,6 +351,8 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
     are generated here; `measure` computes them."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     engine_args = engine_args or {}
+    if not endpoint_url:
+        import_libraries()
     with FileLock(str(cache_dir / LOCK)):
         failed = cache_dir / f".failed-{run_id}"
         if endpoint_url:

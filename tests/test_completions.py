@@ -11,6 +11,8 @@ def test_only_missing_requests_are_reported(tmp_path):
     store.add([a], [["x"]])
     assert store.missing([a, b]) == [b]
     assert store.load() == {request_key(a): ["x"]}
+    assert store.missing([a, b], held=store.load()) == [b]
+    assert store.missing([a, b], held={}) == [a, b]  # what the caller loaded, not the disk
 
 
 def test_sampling_is_part_of_the_key():
