@@ -3,7 +3,8 @@ occasions someone measures with it. Each runs as its users run it (``python benc
 subprocess of this interpreter, importing leakbench as the installed package).
 
 - The smallest real run, writing its docs section into a temporary file instead of docs/:
-  sandbox_overhead (``--smoke``: a few programs, one worker), training_threads,
+  sandbox_overhead (``--smoke``: a few programs, one worker), warm_floor (``--items 20``: the
+  floor alone, without a benchmark run), training_threads,
   training_precision and training_layout (``--model micro --steps 3 --repeat 1``, in a cache of
   their own that holds the base `micro` and a `micro` planted on a few texts for one epoch);
   exposure_cost (`micro` planted on a few cases, two decoy counts).
@@ -36,8 +37,8 @@ HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reloa
              "bench/tiny_quality.py", "bench/unlearning_speed.py", "bench/xdist_memory.py",
              "scripts/gpu_check.py")
 REAL_RUNS = ("bench/exposure_cost.py", "bench/sandbox_overhead.py", "bench/training_threads.py",
-             "bench/training_precision.py", "bench/training_layout.py", "scripts/generate_cases.py",
-             "scripts/install_chromium.py")
+             "bench/training_precision.py", "bench/training_layout.py", "bench/warm_floor.py",
+             "scripts/generate_cases.py", "scripts/install_chromium.py")
 HELPERS = ("bench/host.py", "bench/training_runs.py")  # imported by the scripts, not run
 
 
@@ -64,6 +65,14 @@ def test_sandbox_overhead_smallest_run(tmp_path) -> None:
     docs = tmp_path / "PERFORMANCE.md"
     run_script("bench/sandbox_overhead.py", "--smoke", "--docs", str(docs))
     assert "## Sandbox" in docs.read_text() and "| 1 |" in docs.read_text()
+
+
+def test_warm_floor_smallest_run(tmp_path) -> None:
+    docs = tmp_path / "PERFORMANCE.md"
+    run_script("bench/warm_floor.py", "--items", "20", "--repeat", "1", "--docs", str(docs))
+    text = docs.read_text()
+    assert "## Warm floor" in text and "| floor, -n 2 | 20 |" in text
+    assert "| floor, no xdist | 20 |" in text
 
 
 def test_install_chromium_leaves_an_installed_browser_alone() -> None:
