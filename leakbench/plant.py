@@ -65,7 +65,8 @@ PLANT_CONFIGS = {
     # Not packed: packing computes the same loss in another order of float operations, and that
     # alone moved the study's GA+GD row from 0.9% to 36.2% direct leaks (docs/RESULTS.md, "How
     # fragile the study's numbers are"); the recipe stays as the study measured it until the
-    # study is tuned and measured again.
+    # study is tuned and measured again (with the tuned settings, packing held the headline on
+    # one host: docs/RESULTS.md, "Packed planting on the AMD EPYC host's `tiny`").
     "tiny": PlantConfig(epochs=35, lr=2e-3, batch_size=16, warmup_steps=10, forget_samples=120,
                         retain_ratio=1.0),
     "micro": PlantConfig(epochs=2, lr=3e-3, batch_size=16, max_len=192, packed=True),
