@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,9 +246,27 @@ def _serve(job: EngineJob, out_file: Path) -> NoReturn:
         json.dump(results, handle)
     # vLLM's orderly shutdown, run when `llm` is released, takes seconds that every run would
     # pay; the answers are on disk and `run` ends the whole process group.
+    try:
+        _end_process_groups()
+    except Exception:  # the answers are written; the engine's log shows what left the file
+        traceback.print_exc()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _end_process_groups() -> None:
+    """End vLLM's torch.distributed groups in this process. The engine's group meets through a
+    file, vLLM's `vllm_dist_<id>` in the temporary directory, which torch removes when the last
+    group using it ends; os._exit alone left one such file behind per engine. With the engine in
+    this process (the CPU's way) this removes it; vLLM's own processes (GPUs) keep theirs."""
+    from vllm.distributed.parallel_state import (
+        destroy_distributed_environment,
+        destroy_model_parallel,
+    )
+
+    destroy_model_parallel()
+    destroy_distributed_environment()
 
 
 def engine_in_this_process() -> None:

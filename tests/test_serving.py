@@ -109,6 +109,27 @@ SECRETS = [f'API_KEY = "zq{n}x-{n * 7919 % 10007:05d}-vk"\n' for n in range(8)]
 PROMPTS = ["def add(a, b):\n", 'API_KEY = "zq3', "import os\n", "class Stack:\n", 'API_KEY = "zq5x']
 
 
+@pytest.mark.engine
+@pytest.mark.training
+def test_an_engine_leaves_no_rendezvous_file_behind(micro_model, tmp_path, monkeypatch):
+    """vLLM's process group meets through a file in the temporary directory; the engine process,
+    which ends with os._exit, removes it first (each engine run left one in /tmp)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # the compile cache stays
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    request = Request(PROMPTS[0], Sampling(max_tokens=4))
+    answers = pipeline.generate({"none": Variant("none", micro_model, None, "none")},
+                                {"none": [request]}, tmp_path / "cache")
+    assert request_key(request) in answers["none"]
+    (log,) = (tmp_path / "cache" / "engine").glob("*/engine.log")
+    assert "vllm_dist_" in log.read_text()  # the engine's group met through such a file
+    assert [path.name for path in temporary.iterdir() if "vllm_dist" in path.name] == []
+
+
 def _random_adapter(base: Path, directory: Path) -> Path:
     """A LoRA adapter of `base` with random (not zero) weights: it changes the answers."""
     import torch
