@@ -43,6 +43,7 @@ from leakbench.docs_section import write_section
 from leakbench.plugin.progress import stage_table
 
 ROOT = Path(__file__).resolve().parents[1]
+# The environment tox gives the README's commands (tox.ini).
 ENV = {"OMP_WAIT_POLICY": "PASSIVE", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1"}
 
 

@@ -324,7 +324,7 @@ def healed_engines(variants: dict[str, Variant], cache_dir: Path, engine_args: d
         healing.followings(probes))
 
 
-def import_libraries() -> None:
+def _import_libraries() -> None:
     """Import torch and transformers' tokenizers before taking the lock. The stages under it need
     them even when every artifact is cached (the artifacts' keys, the engine's memory check, the
     tokenizers of the privacy metrics and of prompt healing), and importing them takes seconds:
@@ -352,7 +352,7 @@ def prepare(spec: models.ModelSpec, algorithms: tuple[str, ...], data: PrivacyDa
     cache_dir.mkdir(parents=True, exist_ok=True)
     engine_args = engine_args or {}
     if not endpoint_url:
-        import_libraries()
+        _import_libraries()
     with FileLock(str(cache_dir / LOCK)):
         failed = cache_dir / f".failed-{run_id}"
         if endpoint_url:
