@@ -14,9 +14,9 @@ shared); without --change, the change is this checkout as it is, uncommitted cha
 From each run: the wall time of the command, its exit status, and the stage table of its
 results.json (`manifest.stages`; a revision that predates it gives only the wall time). The
 section "Cold and warm, side by side" of docs/PERFORMANCE.md gets the medians, the ratios
-(change / baseline), the stage table of the change's median cold run, and what
-`python -m reports.compare` finds between the two revisions' results.json: the study's tables
-should not change in their conclusions.
+(change / baseline), the stage table of the change's median cold run, whether the study's
+conclusions hold in each revision's results (a faster run must keep them), and how many metrics
+`python -m reports.compare` finds changed, with the changes of the main table's metrics.
 
 With --warm-cache DIR, warm runs only, all on DIR, which must already hold what both revisions
 build (a change that keeps the artifacts' keys: then one cache serves both); the section "Warm,
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import statistics
 import subprocess
@@ -38,9 +37,14 @@ import time
 from pathlib import Path
 
 from host import OtherLoad, description
+from tabulate import tabulate
 
 from leakbench.docs_section import write_section
 from leakbench.plugin.progress import stage_table
+from reports.compare import comparison
+from reports.compare import load as load_results
+from reports.formatting import MISSING, value_text
+from reports.render import MAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 # The environment tox gives the README's commands (tox.ini).
@@ -91,25 +95,62 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
 
 
-UNCHANGED = re.compile(r"\s[+-]0(\.0+)?( pp)?$")  # a compare line whose difference is zero
+# The study's conclusions as docs/RESULTS.md reads them ("Study on `tiny`: greedy"), on the direct
+# probes: the planted model leaks at least 90% of them; GA+GD and GA+KL leak at least 50% fewer
+# and keep at least 91% of the planted model's utility.
+PLANTED_LEAK, FEWER, KEPT = 0.90, 0.50, 0.91
+HEADLINE = ("gd", "kl")
+LEAK, RETENTION = "direct_leak_direct_probes", "utility_retention"
 
 
-def compare(baseline: dict, change: dict, scratch: Path) -> str:
-    """`python -m reports.compare` between the two revisions' results: its lines with a
-    difference, and how many metrics are equal."""
-    paths = []
-    for name, run in (("baseline", baseline), ("change", change)):
+def conclusions_hold(results: dict) -> bool:
+    """Whether one run's results.json meets the study's conclusions."""
+    rows = {row["algorithm"]: row["metrics"] for row in results["rows"]}
+    planted = rows.get("none", {}).get(LEAK)
+    if planted is None or planted < PLANTED_LEAK:
+        return False
+    return all(rows.get(name, {}).get(LEAK, 1.0) <= (1 - FEWER) * planted
+               and rows.get(name, {}).get(RETENTION, 0.0) >= KEPT for name in HEADLINE)
+
+
+def conclusions(baseline: dict, change: dict) -> list[str]:
+    """The study's headline metrics of both revisions, row by row, and whether each holds."""
+    def metrics(results: dict) -> dict[str, dict]:
+        return {row["algorithm"]: row["metrics"] for row in results["rows"]}
+
+    before, after = metrics(baseline), metrics(change)
+    lines = ["| algorithm | direct leak, direct probes: baseline | change "
+             "| utility retention: baseline | change |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name in dict.fromkeys([*before, *after]):
+        values = [side.get(name, {}).get(metric) for metric in (LEAK, RETENTION)
+                  for side in (before, after)]
+        cells = [MISSING if value is None else value_text(LEAK, value) for value in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    verdict = {side: "yes" if conclusions_hold(results) else "**no**"
+               for side, results in (("baseline", baseline), ("change", change))}
+    return [*lines, "", f"The study's conclusions (planted >= {PLANTED_LEAK:.0%} direct leaks; "
+            f"{' and '.join(HEADLINE)} >= {FEWER:.0%} fewer, keeping >= {KEPT:.0%}) hold: "
+            f"baseline {verdict['baseline']}, change {verdict['change']}."]
+
+
+def compare(baseline: dict, change: dict, scratch: Path) -> list[str]:
+    """How many metrics `python -m reports.compare` finds changed between the two revisions'
+    results, and the changed ones of the main table (reports.render.MAIN) in its format."""
+    rows = []
+    for name, results in (("baseline", baseline), ("change", change)):
         path = scratch / f"{name}.json"
-        path.write_text(json.dumps(run["results"]))
-        paths.append(str(path))
-    compared = subprocess.run([sys.executable, "-m", "reports.compare", *paths], cwd=ROOT,
-                              capture_output=True, text=True)
-    lines = (compared.stdout.strip() or compared.stderr.strip()).splitlines()
-    kept = [line for line in lines if not UNCHANGED.search(line)]
-    return "\n".join([*kept, f"({len(lines) - len(kept)} metrics equal in both)"])
+        path.write_text(json.dumps(results))
+        rows.append(load_results(path)[1])
+    lines = comparison(*rows)
+    changed = [line for line in lines if line[3] != line[4]]
+    shown = [line for line in changed if line[2] in MAIN]
+    return [f"{len(changed)} of {len(lines)} metrics differ; those of the main table:", "",
+            "```", tabulate(shown, disable_numparse=True,
+                            headers=["model", "algorithm", "metric", "baseline", "change",
+                                     "change - baseline"]) if shown else "(none)", "```"]
 
 
-def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
+def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: list[str],
            load: OtherLoad) -> str:
     def seconds(side: str, kind: str) -> list[float]:
         return [run[kind]["seconds"] for run in runs[side]]
@@ -138,8 +179,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], compared: str,
         f"{runs_are}; baseline and change alternate.", "", *lines, "",
         f"The change's median {first} run, stage by stage (docs/REPORTS.md, \"Stages\"):", "",
         "```", *stage_table(stages), "```", "",
-        f"What `python -m reports.compare` finds between the two revisions' {first} results:", "",
-        "```", compared, "```"])
+        f"The two revisions' median {first} results (results.json, `python -m reports.compare`):",
+        "", *compared])
 
 
 def main() -> None:
@@ -172,8 +213,9 @@ def main() -> None:
                 for side in runs:
                     runs[side].append(measure(checkouts[side], args, scratch, f"{side}-{repeat}"))
             first = kinds(args)[0]
-            compared = compare(median_run([r[first] for r in runs["baseline"]]),
-                               median_run([r[first] for r in runs["change"]]), scratch)
+            medians = [median_run([r[first] for r in runs[side]])["results"]
+                       for side in ("baseline", "change")]
+            compared = [*conclusions(*medians), "", *compare(*medians, scratch)]
         finally:
             for side, revision in revisions.items():
                 if revision:

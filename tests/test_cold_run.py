@@ -1,0 +1,56 @@
+"""bench/cold_run.py's reading of the study's conclusions from a results.json: the check that a
+faster run still measures what the study measured (its runs themselves are too slow for CI)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def cold_run():
+    sys.path.insert(0, str(BENCH))  # as `python bench/cold_run.py` has it: `host` beside it
+    try:
+        spec = importlib.util.spec_from_file_location("cold_run", BENCH / "cold_run.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def results(planted: float, **rows: tuple[float, float]) -> dict:
+    """A results.json with the none row leaking `planted` and each named row (leak, retention)."""
+    made = [{"model": "tiny", "algorithm": "none",
+             "metrics": {"direct_leak_direct_probes": planted, "utility_retention": 1.0}}]
+    made += [{"model": "tiny", "algorithm": name,
+              "metrics": {"direct_leak_direct_probes": leak, "utility_retention": kept}}
+             for name, (leak, kept) in rows.items()]
+    return {"rows": made}
+
+
+def test_the_study_holds_when_planting_leaks_and_gd_and_kl_halve_it_keeping_utility(cold_run):
+    assert cold_run.conclusions_hold(
+        results(0.92, gd=(0.009, 1.04), kl=(0.46, 0.91), ga=(0.9, 0.2)))
+
+
+@pytest.mark.parametrize("changed", [
+    results(0.89, gd=(0.0, 1.0), kl=(0.0, 1.0)),  # planting leaks under 90%
+    results(0.92, gd=(0.0, 1.0), kl=(0.47, 1.0)),  # GA+KL removes under half
+    results(0.92, gd=(0.0, 0.90), kl=(0.0, 1.0)),  # GA+GD keeps under 91%
+    results(0.92, gd=(0.0, 1.0)),  # no GA+KL row
+], ids=["planted", "kl-leak", "gd-utility", "kl-missing"])
+def test_the_study_fails_when_any_bar_is_missed(cold_run, changed):
+    assert not cold_run.conclusions_hold(changed)
+
+
+def test_the_section_shows_both_revisions_and_the_verdicts(cold_run):
+    lines = cold_run.conclusions(results(0.92, gd=(0.0, 1.0), kl=(0.0, 1.0)),
+                                 results(0.92, gd=(0.0, 1.0)))
+    assert "| kl | 0.0% | — | 100.0% | — |" in lines
+    assert lines[-1].endswith("hold: baseline yes, change **no**.")
