@@ -59,7 +59,7 @@ def benchmark_command(args: argparse.Namespace, cache: Path, reports: Path) -> l
 
 def run_once(checkout: Path, command: list[str]) -> dict:
     """One benchmark run in `checkout` (its code imported first): wall seconds, exit status,
-    results.json's content."""
+    results.json's path and content."""
     env = {**os.environ, **ENV, "PYTHONPATH": str(checkout)}
     started = time.perf_counter()
     run = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
@@ -68,7 +68,7 @@ def run_once(checkout: Path, command: list[str]) -> dict:
     if not results.exists():
         sys.exit(f"bench/cold_run.py: no results.json from {checkout} (exit {run.returncode}):\n"
                  f"{run.stdout[-2000:]}{run.stderr[-2000:]}")
-    return {"seconds": seconds, "exit": run.returncode,
+    return {"seconds": seconds, "exit": run.returncode, "path": results,
             "results": json.loads(results.read_text())}
 
 
@@ -103,9 +103,14 @@ HEADLINE = ("gd", "kl")
 LEAK, RETENTION = "direct_leak_direct_probes", "utility_retention"
 
 
+def by_algorithm(results: dict) -> dict[str, dict]:
+    """A results.json's metrics per algorithm."""
+    return {row["algorithm"]: row["metrics"] for row in results["rows"]}
+
+
 def conclusions_hold(results: dict) -> bool:
     """Whether one run's results.json meets the study's conclusions."""
-    rows = {row["algorithm"]: row["metrics"] for row in results["rows"]}
+    rows = by_algorithm(results)
     planted = rows.get("none", {}).get(LEAK)
     if planted is None or planted < PLANTED_LEAK:
         return False
@@ -115,16 +120,14 @@ def conclusions_hold(results: dict) -> bool:
 
 def conclusions(baseline: dict, change: dict) -> list[str]:
     """The study's headline metrics of both revisions, row by row, and whether each holds."""
-    def metrics(results: dict) -> dict[str, dict]:
-        return {row["algorithm"]: row["metrics"] for row in results["rows"]}
-
-    before, after = metrics(baseline), metrics(change)
+    before, after = by_algorithm(baseline), by_algorithm(change)
     lines = ["| algorithm | direct leak, direct probes: baseline | change "
              "| utility retention: baseline | change |", "| --- | ---: | ---: | ---: | ---: |"]
     for name in dict.fromkeys([*before, *after]):
-        values = [side.get(name, {}).get(metric) for metric in (LEAK, RETENTION)
+        values = [(metric, side.get(name, {}).get(metric)) for metric in (LEAK, RETENTION)
                   for side in (before, after)]
-        cells = [MISSING if value is None else value_text(LEAK, value) for value in values]
+        cells = [MISSING if value is None else value_text(metric, value)
+                 for metric, value in values]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     verdict = {side: "yes" if conclusions_hold(results) else "**no**"
                for side, results in (("baseline", baseline), ("change", change))}
@@ -133,15 +136,10 @@ def conclusions(baseline: dict, change: dict) -> list[str]:
             f"baseline {verdict['baseline']}, change {verdict['change']}."]
 
 
-def compare(baseline: dict, change: dict, scratch: Path) -> list[str]:
+def compare(baseline: Path, change: Path) -> list[str]:
     """How many metrics `python -m reports.compare` finds changed between the two revisions'
-    results, and the changed ones of the main table (reports.render.MAIN) in its format."""
-    rows = []
-    for name, results in (("baseline", baseline), ("change", change)):
-        path = scratch / f"{name}.json"
-        path.write_text(json.dumps(results))
-        rows.append(load_results(path)[1])
-    lines = comparison(*rows)
+    results.json, and the changed ones of the main table (reports.render.MAIN) in its format."""
+    lines = comparison(load_results(baseline)[1], load_results(change)[1])
     changed = [line for line in lines if line[3] != line[4]]
     shown = [line for line in changed if line[2] in MAIN]
     return [f"{len(changed)} of {len(lines)} metrics differ; those of the main table:", "",
@@ -213,9 +211,10 @@ def main() -> None:
                 for side in runs:
                     runs[side].append(measure(checkouts[side], args, scratch, f"{side}-{repeat}"))
             first = kinds(args)[0]
-            medians = [median_run([r[first] for r in runs[side]])["results"]
-                       for side in ("baseline", "change")]
-            compared = [*conclusions(*medians), "", *compare(*medians, scratch)]
+            baseline, change = (median_run([r[first] for r in runs[side]])
+                                for side in ("baseline", "change"))
+            compared = [*conclusions(baseline["results"], change["results"]), "",
+                        *compare(baseline["path"], change["path"])]
         finally:
             for side, revision in revisions.items():
                 if revision:

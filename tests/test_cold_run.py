@@ -4,10 +4,13 @@ faster run still measures what the study measured (its runs themselves are too s
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import pytest
+
+from reports.files import FORMAT
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -54,3 +57,20 @@ def test_the_section_shows_both_revisions_and_the_verdicts(cold_run):
                                  results(0.92, gd=(0.0, 1.0)))
     assert "| kl | 0.0% | — | 100.0% | — |" in lines
     assert lines[-1].endswith("hold: baseline yes, change **no**.")
+
+
+def test_the_comparison_counts_changed_metrics_and_lists_the_main_table_s(cold_run, tmp_path):
+    paths = []
+    for name, (leak, seconds) in {"baseline": (0.009, 0.14), "change": (0.0, 0.14)}.items():
+        made = results(0.92, gd=(leak, 1.0))
+        made["format"] = FORMAT
+        for row in made["rows"]:
+            row["metrics"]["unlearn_seconds_per_sample"] = seconds
+            row["metrics"]["indirect_partial"] = 0.1 if name == "baseline" else 0.2
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(made))
+    lines = cold_run.compare(*paths)
+    assert lines[0] == "3 of 8 metrics differ; those of the main table:"
+    shown = "\n".join(lines)
+    assert "direct_leak_direct_probes" in shown and "-0.9 pp" in shown
+    assert "indirect_partial" not in shown  # a detail metric, counted but not listed
