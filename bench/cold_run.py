@@ -26,8 +26,10 @@ side by side" gets the same, from the median warm run.
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -47,8 +49,22 @@ from reports.formatting import MISSING, value_text
 from reports.render import MAIN
 
 ROOT = Path(__file__).resolve().parents[1]
-# The environment tox gives the README's commands (tox.ini).
-ENV = {"OMP_WAIT_POLICY": "PASSIVE", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1"}
+
+
+def tox_environment(tox_ini: Path) -> dict[str, str]:
+    """The variables tox sets for every environment (its `[testenv]` set_env), each at the
+    default of its `{env:NAME:DEFAULT}`: the README's commands run with these."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(tox_ini)
+    env = {}
+    for line in config["testenv"]["set_env"].strip().splitlines():
+        name, value = (part.strip() for part in line.split("=", 1))
+        default = re.fullmatch(r"\{env:[^:}]+:([^}]*)\}", value)
+        env[name] = default.group(1) if default else value
+    return env
+
+
+ENV = tox_environment(ROOT / "tox.ini")
 
 
 def benchmark_command(args: argparse.Namespace, cache: Path, reports: Path) -> list[str]:

@@ -74,3 +74,11 @@ def test_the_comparison_counts_changed_metrics_and_lists_the_main_table_s(cold_r
     shown = "\n".join(lines)
     assert "direct_leak_direct_probes" in shown and "-0.9 pp" in shown
     assert "indirect_partial" not in shown  # a detail metric, counted but not listed
+
+
+def test_runs_get_the_environment_tox_gives_the_readme_s_commands(cold_run, tmp_path):
+    assert cold_run.ENV["OMP_WAIT_POLICY"] == "PASSIVE"  # tox.ini's own, the benchmark's too
+    tox_ini = tmp_path / "tox.ini"
+    tox_ini.write_text("[testenv]\nset_env =\n    # a comment\n    A = {env:A:2}\n    B = plain\n"
+                       "[testenv:tests]\nset_env =\n    {[testenv]set_env}\n    C = 3\n")
+    assert cold_run.tox_environment(tox_ini) == {"A": "2", "B": "plain"}
