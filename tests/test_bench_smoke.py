@@ -67,6 +67,7 @@ def test_sandbox_overhead_smallest_run(tmp_path) -> None:
     assert "## Sandbox" in docs.read_text() and "| 1 |" in docs.read_text()
 
 
+@pytest.mark.slow
 def test_warm_floor_smallest_run(tmp_path) -> None:
     docs = tmp_path / "PERFORMANCE.md"
     run_script("bench/warm_floor.py", "--items", "20", "--repeat", "1", "--docs", str(docs))

@@ -144,3 +144,11 @@ def test_an_unknown_tokenizer_is_a_usage_error(cases_dir):
                 cwd=cases_dir.parent)
     assert run.returncode == 2
     assert "--tokenizer: no tokenizer at" in run.stderr and "no-model" in run.stderr
+    assert "transformers" not in imported(run)  # a missing directory is known without it
+
+
+@pytest.mark.slow
+def test_a_hugging_face_id_outside_the_local_cache_is_a_usage_error(cases_dir):
+    run = check("cases/acme.jsonl", "--tokenizer", "nobody/no-such-model", cwd=cases_dir.parent)
+    assert run.returncode == 2
+    assert "--tokenizer: no tokenizer at 'nobody/no-such-model' (" in run.stderr, run.stderr

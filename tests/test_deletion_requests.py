@@ -81,6 +81,7 @@ def _collect(*options):
                           cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_sequential_tests_are_collected_only_with_several_requests():
     once = _collect("--algo=none,kl").stdout
     assert "test_request_" not in once

@@ -35,7 +35,8 @@ def test_exposure_is_the_bits_the_rank_saves():
         exposure(1.0, [])
 
 
-@pytest.mark.parametrize("count, expected", [(10, 1.164), (100, 1.397), (10_000, 1.4424)])
+@pytest.mark.parametrize("count, expected", [(10, 1.164), (100, 1.397),
+                                             pytest.param(10_000, 1.4424, marks=pytest.mark.slow)])
 def test_exposure_of_an_unseen_value_averages_what_its_docstring_says(count, expected):
     """Every rank equally likely: log2(R+1) - log2((R+1)!)/(R+1), towards 1/ln 2 = 1.4427."""
     decoys = [float(d) for d in range(count)]

@@ -369,6 +369,7 @@ def test_attack_tests_take_each_setting_with_its_family_mark_or_none(benchmark_p
     served.stdout.fnmatch_lines(["*1 deselected*"])
 
 
+@pytest.mark.slow
 def test_xdist_workers_write_no_summary_sections_the_controller_does(benchmark_pytester):
     """Nobody sees a worker's terminal: its FAILURES section was seconds of CPU spent for
     nothing at the end of every run."""
@@ -392,6 +393,7 @@ def test_xdist_workers_write_no_summary_sections_the_controller_does(benchmark_p
                     "no_summary-gw1": "True"}
 
 
+@pytest.mark.slow
 def test_an_unexpected_preparation_error_stops_the_run_at_once(benchmark_pytester):
     """A failure the preparation does not know (here: a broken install) is shown once, with its
     traceback, and ends the run, instead of being raised again by every test that needs it."""

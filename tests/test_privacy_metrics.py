@@ -470,6 +470,7 @@ def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, sm
     assert rows["retrain"]["privleak"] == 0.0 and "privleak" in rows["kl"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, per_secret", [
     ((), True),
     (("--metrics=mia,privleak",), False),  # no per-secret score measured

@@ -551,6 +551,7 @@ def test_gates_fail_when_a_benchmark_test_has_no_result(benchmark_pytester):
     ])
 
 
+@pytest.mark.slow
 def test_under_xdist_the_controller_reports_once(benchmark_pytester):
     make_suite(benchmark_pytester, STUDY)
     result = benchmark_pytester.runpytest_subprocess("-n", "2", "--gate=direct_leak<=0.25", "-p",

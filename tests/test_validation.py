@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from leakbench import validation
 from leakbench.cases import load_jsonl
 from leakbench.plant import plant_config
@@ -61,6 +63,7 @@ def test_capability_tasks_are_split_by_family_and_constant():
     assert humaneval and not humaneval & {t.test_id for t in functional_tasks("reported")}
 
 
+@pytest.mark.slow
 def test_the_benchmark_collects_only_the_reported_part():
     data = PrivacyData.load(CASES, plant_config("micro").forget_samples)
     collected = subprocess.run(

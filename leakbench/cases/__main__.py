@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tokenizer(parser: argparse.ArgumentParser, name: str):
-    """The fast tokenizer of `name`, or a usage error naming it (nothing is downloaded)."""
+    """The fast tokenizer of `name`, or a usage error naming it (nothing is downloaded). A
+    path that names no directory is refused before transformers is imported (seconds)."""
+    looks_like_path = Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
+    if looks_like_path and not Path(name).expanduser().is_dir():
+        parser.error(f"--tokenizer: no tokenizer at {name!r} (no such directory; give a model "
+                     "directory or a Hugging Face id in the local cache)")
     from transformers import AutoTokenizer
 
     try:

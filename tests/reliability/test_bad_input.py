@@ -180,6 +180,7 @@ def cases_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_copied_cases_directory_is_accepted(tmp_path: Path, cases_dir: Path) -> None:
     """The control: the copies alone collect the benchmark."""
     returncode, lines = collect(tmp_path, f"--cases-dir={cases_dir}", "-k", "name-fixture-0001")
