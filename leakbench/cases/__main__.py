@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _tokenizer(parser: argparse.ArgumentParser, name: str):
     """The fast tokenizer of `name`, or a usage error naming it (nothing is downloaded). A
-    path that names no directory is refused before transformers is imported (seconds)."""
+    path to no directory is refused before transformers is imported, which takes seconds; a
+    Hugging Face id (`name` or `namespace/name`) only transformers can look up."""
     looks_like_path = Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
     if looks_like_path and not Path(name).expanduser().is_dir():
         parser.error(f"--tokenizer: no tokenizer at {name!r} (no such directory; give a model "
