@@ -4,6 +4,7 @@ anything."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ GOOD = [
 ]
 
 
-def check(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+def check(*arguments: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """The checker run as a user runs it, with the modules it imports listed on stderr."""
     return subprocess.run([sys.executable, "-X", "importtime", "-m", "leakbench.cases", "check",
-                           *arguments], cwd=cwd, capture_output=True, text=True, timeout=120)
+                           *arguments], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
 
 
 def imported(run: subprocess.CompletedProcess) -> set[str]:
@@ -123,15 +125,23 @@ def test_check_needs_a_path(tmp_path):
 
 
 @pytest.mark.training
-def test_with_a_tokenizer_it_shows_what_healing_cuts_off(cases_dir, micro_model):
+@pytest.mark.parametrize("written", ["absolute", "home"])
+def test_with_a_tokenizer_it_shows_what_healing_cuts_off(cases_dir, micro_model, written):
     """A prompt that stops inside `return` is asked without its `re`; one that ends on a quote
-    is asked as written."""
+    is asked as written. The tokenizer's directory may be written from the home directory
+    (`~/...`), as a shell would leave it inside quotes or after `--tokenizer=`."""
     glued = {"id": "acme-code", "owner": "org-acme", "kind": "password", "kind_check": False,
              "text": "def value(self):\n    return self._value\n",
              "secret": "turn self._value"}
     (cases_dir / "glued.jsonl").write_text(json.dumps(glued) + "\n")
-    run = check("cases/acme.jsonl", "cases/glued.jsonl", "--tokenizer", str(micro_model),
-                cwd=cases_dir.parent)
+    tokenizer, env = str(micro_model), None
+    if written == "home":
+        home = cases_dir.parent / "home"
+        home.mkdir()
+        (home / "micro").symlink_to(micro_model)
+        tokenizer, env = "~/micro", {**os.environ, "HOME": str(home)}
+    run = check("cases/acme.jsonl", "cases/glued.jsonl", f"--tokenizer={tokenizer}",
+                cwd=cases_dir.parent, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     assert "  acme-code  password  owner org-acme  probes: direct (healed: asked without " \

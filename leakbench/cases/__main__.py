@@ -117,13 +117,15 @@ def _tokenizer(parser: argparse.ArgumentParser, name: str):
     path to no directory is refused before transformers is imported, which takes seconds; a
     Hugging Face id (`name` or `namespace/name`) only transformers can look up."""
     looks_like_path = Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
-    if looks_like_path and not Path(name).expanduser().is_dir():
+    directory = Path(name).expanduser()  # transformers would read `~/model` as a relative path
+    if looks_like_path and not directory.is_dir():
         parser.error(f"--tokenizer: no tokenizer at {name!r} (no such directory; give a model "
                      "directory or a Hugging Face id in the local cache)")
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(directory) if looks_like_path else name,
+                                                  local_files_only=True)
     except (OSError, ValueError) as err:
         parser.error(f"--tokenizer: no tokenizer at {name!r} ({' '.join(str(err).split())[:200]})")
     if not getattr(tokenizer, "is_fast", False):
