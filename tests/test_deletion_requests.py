@@ -128,7 +128,7 @@ def test_request_records_make_request_metrics_and_leave_the_row_metrics_alone():
 def test_each_request_goes_on_from_the_previous_ones_variant(small_cases, cache_dir):
     from leakbench.pipeline import build_variants
 
-    cases = small_cases(40, 10)
+    cases = small_cases(24, 16)  # test_privacy_metrics' cases: one planting, one `kl` in the cache
     data = PrivacyData.load(cases)
     variants = build_variants(lookup("micro"), ("none", "kl"), data, cache_dir, False, 3)
     assert set(variants) == {"none", "kl#1", "kl#2", "kl"}
