@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# As tox.ini sets it, for a `pytest tests -n 2` run outside tox too: two workers train at once,
+# and OpenMP threads that spin while they wait starve the other worker's. Set before any test
+# module imports torch (which reads it once); the benchmark subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # No per-example deadline: a property fails on a wrong result, not on a machine that is busy.
 settings.register_profile("leakbench", deadline=None)
 settings.load_profile("leakbench")
