@@ -9,13 +9,12 @@ subprocess of this interpreter, importing leakbench as the installed package).
   their own that holds the base `micro` and a `micro` planted on a few texts for one epoch);
   exposure_cost (`micro` planted on a few cases, two decoy counts).
 - Import and argument parsing only (``--help``), where the smallest real run needs a vLLM engine
-  (generation, engine_polling, engine_reload, scaling, tiny_quality; gpu_check needs CUDA as
-  well, and its no-CUDA exit is tested in test_engine_options.py), a benchmark or test-suite
-  subprocess (cold_run, load, study, secrets_in_outputs, xdist_memory, tests_under_load,
-  healed_prompts, which plants `tiny` with cases of its own, repeated_values, which plants it
-  with cases/repeated/), or the
-  pipeline's planted model of the whole forget set (unlearning_speed: minutes of planting on a
-  cold cache).
+  (generation, engine_compilation, engine_polling, engine_reload, scaling, tiny_quality;
+  gpu_check needs CUDA as well, and its no-CUDA exit is tested in test_engine_options.py), a
+  benchmark or test-suite subprocess (cold_run, load, study, secrets_in_outputs, xdist_memory,
+  tests_under_load, healed_prompts, which plants `tiny` with cases of its own, repeated_values,
+  which plants it with cases/repeated/), or the pipeline's planted model of the whole forget set
+  (unlearning_speed: minutes of planting on a cold cache).
 - scripts/generate_cases.py prints its statistics of the committed files (test_generated_cases.py
   regenerates them byte for byte); scripts/install_chromium.py finds the Chromium that tox's
   tests environment had it install.
@@ -30,7 +29,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HELP_ONLY = ("bench/cold_run.py", "bench/engine_polling.py", "bench/engine_reload.py",
+HELP_ONLY = ("bench/cold_run.py", "bench/engine_compilation.py", "bench/engine_polling.py",
+             "bench/engine_reload.py",
              "bench/generation.py", "bench/healed_prompts.py", "bench/load.py",
              "bench/repeated_values.py", "bench/scaling.py",
              "bench/secrets_in_outputs.py", "bench/study.py", "bench/tests_under_load.py",
