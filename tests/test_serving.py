@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,15 @@ def test_job_round_trips_through_json():
                     requests={"none": [Request("p", Sampling(stop=("\n",)))], "kl": [],
                               "retrain": []})
     assert EngineJob.from_json(job.to_json()) == job
+
+
+def test_an_engines_cpu_seconds_include_its_ended_child_processes():
+    # torch.compile's compile workers do most of a compiling engine's start and have ended
+    # before the stage closes: their seconds must count.
+    before = serving._engine_cpu_seconds()
+    burn = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    assert serving._engine_cpu_seconds() - before >= 0.5
 
 
 @pytest.mark.engine
