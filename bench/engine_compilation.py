@@ -138,8 +138,9 @@ def section(args, host: str, weights: list[Path], requests: list, runs: dict) ->
         f"`VLLM_CPU_KVCACHE_SPACE={os.environ['VLLM_CPU_KVCACHE_SPACE']}`). One engine on "
         f"{len(weights)} weights directories of `{args.model}` ({stages}), loaded in turn, "
         f"{len(requests):,} requests on each (what a benchmark run sends one variant, greedy). "
-        f"Medians of {args.repeat} runs per way, in seconds; CPU: the engine process's, all "
-        "stages. The ways alternate which goes first.",
+        f"Medians of {args.repeat} runs per way, in seconds; CPU: the stages' (the engine's "
+        "process tree, its ended compile workers included). The ways alternate which goes "
+        "first.",
         "",
         "| way | " + " | ".join(labels) + " | generation, all weights | whole engine job (runs)"
         " | CPU |",
