@@ -2,9 +2,10 @@
 
     python bench/engine_compilation.py --cache-dir DIR [--model tiny] [--weights 3] [--repeat 3]
 
-DIR holds a cached benchmark run on --model (`pytest benchmark --model=tiny --algo=all`): the
-planted model, the retrain reference and full-weight variants, of one architecture
-(bench/engine_reload.py's `shared_weights`). Every run is the suite's own engine job
+DIR holds a cached benchmark run on --model (`pytest benchmark --model=tiny --algo=all`). The
+weights served are the first --weights directories, in path order, of the largest group of one
+architecture there (bench/engine_reload.py's `shared_weights`): in a run with attacks, attacked
+variants, which have the planted model's shape. Every run is the suite's own engine job
 (`pipeline.engine_job`, run by `serving.run` in an engine process, as a benchmark run generates):
 one engine starts on the first of --weights weights directories and loads each next one in place;
 on each it answers every request a benchmark run sends one variant (bench/generation.py). Three
