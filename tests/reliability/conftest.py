@@ -99,8 +99,10 @@ def leaky(endpoint_runs):
 
 @pytest.fixture(scope="session")
 def fault_runs(shared: Path, micro_artifacts: dict, micro_runs: dict) -> dict:
-    """Faults on one cache that starts as a copy of the first micro run's, with the completion
-    shard of the `none` variant corrupted (so `none` must be generated again):
+    """Faults on one cache that starts as a copy of the first micro run's (its artifacts,
+    completions and verdicts; not its engine's directory, so that the engine logs and jobs read
+    below are this fixture's runs'), with the completion shard of the `none` variant corrupted
+    (so `none` must be generated again):
 
     - `interrupted`: Ctrl-C (SIGINT to the run's process group) while the engine generates;
     - `killed`: the engine process SIGKILLed while it generates;
@@ -113,8 +115,9 @@ def fault_runs(shared: Path, micro_artifacts: dict, micro_runs: dict) -> dict:
 
     def compute(directory: Path) -> dict:
         first = as_run(micro_runs["first"])
-        cache = seed(Path(micro_artifacts["cache_dir"]), micro_artifacts, directory / "cache")
-        shutil.copytree(Path(first.cache) / "completions", cache / "completions")
+        cache = directory / "cache"
+        shutil.copytree(first.cache, cache,
+                        ignore=lambda path, _: ["engine"] if path == first.cache else [])
         none_key = micro_artifacts["keys"]["none"]
         shards = sorted((cache / "completions" / none_key).glob("*.json"))
         for shard in shards:
