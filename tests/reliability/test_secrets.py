@@ -6,10 +6,10 @@ Where secrets may be (decided, see docs/RELIABILITY.md): the cache is the run's 
 like cases/ and the weights themselves. Its completion shards and the engine's job and out files
 hold prompts and completions, hence values; everything a run prints or publishes must not.
 
-Two runs are scanned: the shared micro run (the default options but attacks and memorization tests;
-micro leaks little or nothing) and a run against a fake --endpoint whose every answer to a forget
-probe is a value, so that every leak test fails and reports a leak: the worst case for what failure
-messages and reports might carry. The memorization tests' messages are scanned in
+Two runs are scanned: the shared micro run (the default options without attacks or memorization
+tests; micro leaks little or nothing) and a run against a fake --endpoint whose every answer to a
+forget probe is a value, so that every leak test fails and reports a leak: the worst case for what
+failure messages and reports might carry. The memorization tests' messages are scanned in
 tests/test_privacy_metrics.py's run of them.
 """
 
