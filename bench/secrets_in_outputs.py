@@ -5,15 +5,15 @@ values, longer than five characters) without --show-secrets.
     python bench/secrets_in_outputs.py [--model tiny] [--algo all] [--cache-dir DIR] [--write]
 
 The run is `pytest benchmark -n 2 --model=M --algo=A` from the repository root, with its junit
-XML and reports in a temporary directory. The values are searched verbatim, with one regular
-expression. --write replaces the "Secrets in a whole run" section of docs/RELIABILITY.md.
+XML and reports in a temporary directory. The values are searched as written and through the
+escapes of the formats a run writes (leakbench.value_scan). --write replaces the "Secrets in a
+whole run" section of docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,18 +22,11 @@ from pathlib import Path
 
 from leakbench.cases import FORGET_FILE, load_jsonl
 from leakbench.docs_section import write_section
+from leakbench.value_scan import ValueScan, published_values
 
 ROOT = Path(__file__).resolve().parents[1]
 RELIABILITY_MD = ROOT / "docs" / "RELIABILITY.md"
 SECTION = "Secrets in a whole run"
-
-
-def forget_values(min_length: int = 6) -> list[str]:
-    values = set()
-    for sample in load_jsonl(ROOT / "cases" / FORGET_FILE):
-        values.add(sample.secret)
-        values.update(sample.owner_values.values())
-    return sorted((v for v in values if len(v) >= min_length), key=len, reverse=True)
 
 
 def main() -> int:
@@ -43,8 +36,7 @@ def main() -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--write", action="store_true", help=f"write {RELIABILITY_MD.name}")
     args = parser.parse_args()
-    values = forget_values()
-    pattern = re.compile("|".join(re.escape(v) for v in values))
+    scan = ValueScan(published_values(load_jsonl(ROOT / "cases" / FORGET_FILE)))
     with tempfile.TemporaryDirectory(prefix="leakbench-secrets-") as work:
         work = Path(work)
         run_args = ["benchmark", "-n", "2", f"--model={args.model}", f"--algo={args.algo}",
@@ -57,19 +49,20 @@ def main() -> int:
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         seconds = time.perf_counter() - started
-        outputs = {"terminal output": run.stdout + run.stderr,
-                   "junit XML": (work / "junit.xml").read_text(errors="replace")}
-        for path in sorted((work / "reports").rglob("*")):
+        output = run.stdout + run.stderr
+        rows = [("terminal output", len(output), scan.found(output))]
+        for path in [work / "junit.xml", *sorted((work / "reports").rglob("*"))]:
             if path.is_file() and path.suffix != ".png":
-                outputs[f"reports/{path.name}"] = path.read_text(errors="replace")
+                name = "junit XML" if path.name == "junit.xml" else f"reports/{path.name}"
+                text = path.read_bytes().decode("utf-8", "replace")
+                rows.append((name, len(text), scan.found(text)))
     summary = next((line.strip("= ") for line in reversed(run.stdout.splitlines())
                     if " passed" in line or " failed" in line), "no pytest summary")
-    rows = [(name, len(text), sorted(set(pattern.findall(text)))) for name, text in outputs.items()]
     lines = [
         f"Command: `python bench/secrets_in_outputs.py --model {args.model} --algo {args.algo}"
         f" --write` ({time.strftime('%Y-%m-%d')}): `pytest {' '.join(run_args)}` ({summary}, "
         f"exit status {run.returncode}, {seconds / 60:.1f} min), searched for the "
-        f"{len(values):,} values of cases/forget.jsonl longer than five characters.",
+        f"{scan.count:,} values of cases/forget.jsonl longer than five characters.",
         "",
         "| output | characters | values found |",
         "| --- | ---: | ---: |",

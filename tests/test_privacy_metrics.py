@@ -35,6 +35,7 @@ from leakbench.run_options import parse_options
 from leakbench.schema import Request, Sampling, TokenRequest, request_from_dict, request_to_dict
 from leakbench.serving import EngineJob
 from leakbench.unlearn import Variant
+from leakbench.value_scan import ValueScan, published_values
 from reports.records import Collected, parse_record
 from reports.render import NO_PRIVLEAK, render
 from reports.summary import summarize
@@ -470,12 +471,11 @@ def test_memorization_tests_on_micro_record_every_metric(tmp_path, cache_dir, sm
     assert rows["retrain"]["privleak"] == 0.0 and "privleak" in rows["kl"]
     # No forget value in what the run prints (the failed memorization tests' messages among it)
     # or writes: tests/reliability/test_secrets.py scans runs without memorization tests.
-    values = {value for sample in PrivacyData.load(cases).forget
-              for value in (sample.secret, *sample.owner_values.values()) if len(value) > 5}
-    published = [output] + [path.read_text(encoding="utf-8", errors="replace")
-                            for path in (tmp_path / "report").iterdir() if path.is_file()]
-    shown = [value for value in values if any(value in text for text in published)]
-    assert shown == [], f"{len(shown)} forget values in the output or the report files"
+    scan = ValueScan(published_values(PrivacyData.load(cases).forget))
+    shown = set(scan.found(output)).union(*(scan.found_in_file(path)
+                                            for path in (tmp_path / "report").iterdir()
+                                            if path.is_file()))
+    assert shown == set(), f"{len(shown)} forget values in the output or the report files"
 
 
 @pytest.mark.slow

@@ -204,28 +204,13 @@ def one_line_error(output: str) -> list[str]:
 # --- Secrets -----------------------------------------------------------------------------------
 
 
-def forget_secrets(min_length: int = 6) -> set[str]:
-    """Every secret and owner value of cases/forget.jsonl longer than five characters."""
-    secrets: set[str] = set()
-    for line in (ROOT / "cases" / "forget.jsonl").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        secrets.add(record["secret"])
-        secrets.update(record.get("owner_values", {}).values())
-    return {s for s in secrets if len(s) >= min_length}
+def forget_scan():
+    """A scan for every secret and owner value of cases/forget.jsonl longer than five characters,
+    however a published format escapes it (leakbench.value_scan)."""
+    from leakbench.probes import PrivacyData
+    from leakbench.value_scan import ValueScan, published_values
 
-
-_SECRET_PATTERN: dict[int, re.Pattern] = {}
-
-
-def secrets_in(text: str, secrets: set[str]) -> list[str]:
-    """The secrets that occur in `text` (one regular expression over all of them)."""
-    key = id(secrets)
-    if key not in _SECRET_PATTERN:
-        ordered = sorted(secrets, key=len, reverse=True)
-        _SECRET_PATTERN[key] = re.compile("|".join(re.escape(s) for s in ordered))
-    return sorted(set(_SECRET_PATTERN[key].findall(text)))
+    return ValueScan(published_values(PrivacyData.load(ROOT / "cases").forget))
 
 
 def files_under(directory: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from reliability_helpers import forget_secrets, secrets_in
+from reliability_helpers import forget_scan
 
 from reports.records import LEAK_METRICS
 
@@ -105,13 +105,12 @@ def test_the_per_probe_view_has_a_row_per_leak_test_and_filters_them(browser_pag
 
 def test_the_page_shows_no_secret_on_any_of_its_pages(browser_page, leaky) -> None:
     page, errors = browser_page
-    secrets = forget_secrets()
-    text = (Path(leaky.report_dir) / "results.html").read_text(encoding="utf-8")
-    assert secrets_in(text, secrets) == []
+    secrets = forget_scan()
+    assert secrets.found_in_file(Path(leaky.report_dir) / "results.html") == []
     seen = [page.locator("body").inner_text()]
     for _ in range(counter(page)[3] - counter(page)[2]):
         page.click("#next")
         seen.append(page.locator("#probes tbody").inner_text())
-    assert secrets_in("\n".join(seen), secrets) == []
+    assert secrets.found("\n".join(seen)) == []
     assert "…" in page.locator("#probes tbody").inner_text()  # the values are there, masked
     assert errors == []

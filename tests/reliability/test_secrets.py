@@ -25,8 +25,7 @@ from reliability_helpers import (
     SHOWN_SAMPLE,
     as_run,
     files_under,
-    forget_secrets,
-    secrets_in,
+    forget_scan,
 )
 
 from leakbench import outcomes
@@ -34,6 +33,7 @@ from leakbench.judges import judge_direct
 from leakbench.masks import redact
 from leakbench.probes import PrivacyData
 from leakbench.redaction import Redactor
+from leakbench.value_scan import ValueScan
 
 pytestmark = [pytest.mark.engine]
 
@@ -42,14 +42,13 @@ ENGINE_LOG = "engine.log"
 
 
 @pytest.fixture(scope="module")
-def secrets() -> set[str]:
-    found = forget_secrets()
-    assert len(found) > 1000
-    return found
+def secrets() -> ValueScan:
+    scan = forget_scan()
+    assert scan.count > 1000
+    return scan
 
 
-def assert_clean(text: str, secrets: set[str], where: str) -> None:
-    found = secrets_in(text, secrets)
+def assert_clean(found: list[str], where: str) -> None:
     assert found == [], f"{len(found)} secrets in {where}, e.g. {found[0][:2]}…"
 
 
@@ -58,12 +57,12 @@ def assert_clean(text: str, secrets: set[str], where: str) -> None:
 
 @pytest.mark.training
 def test_default_run_terminal_output(first_run, secrets) -> None:
-    assert_clean(first_run.output, secrets, "the terminal output")
+    assert_clean(secrets.found(first_run.output), "the terminal output")
 
 
 @pytest.mark.training
 def test_default_run_junit_xml(first_run, secrets) -> None:
-    assert_clean(Path(first_run.junit).read_text(), secrets, "the junit XML")
+    assert_clean(secrets.found_in_file(Path(first_run.junit)), "the junit XML")
 
 
 @pytest.mark.training
@@ -71,7 +70,7 @@ def test_default_run_report_files(first_run, secrets) -> None:
     reports = first_run.reports()
     assert {p.name for p in reports} >= {"results.md", "results.csv", "results.json"}
     for path in reports:
-        assert_clean(path.read_bytes().decode("latin-1"), secrets, str(path))
+        assert_clean(secrets.found_in_file(path), str(path))
 
 
 @pytest.mark.training
@@ -85,7 +84,7 @@ def test_default_run_engine_log_and_other_cache_files(first_run, secrets) -> Non
             continue
         if relative.startswith(("base-", "planted/", "variant/")):
             continue  # the seeded artifacts, copied before the run: the model's own data
-        assert_clean(path.read_bytes().decode("latin-1"), secrets, relative)
+        assert_clean(secrets.found_in_file(path), relative)
 
 
 # --- Every probe leaks -------------------------------------------------------------------------
@@ -98,18 +97,18 @@ def test_leaking_run_reports_its_leaks(leaky) -> None:
 
 
 def test_leaking_run_terminal_output(leaky, secrets) -> None:
-    assert_clean(leaky.output, secrets, "the terminal output")
+    assert_clean(secrets.found(leaky.output), "the terminal output")
 
 
 def test_leaking_run_junit_xml(leaky, secrets) -> None:
     text = Path(leaky.junit).read_text()
     assert "direct leak of the" in text
-    assert_clean(text, secrets, "the junit XML")
+    assert_clean(secrets.found(text), "the junit XML")
 
 
 def test_leaking_run_report_files(leaky, secrets) -> None:
     for path in leaky.reports():
-        assert_clean(path.read_bytes().decode("latin-1"), secrets, str(path))
+        assert_clean(secrets.found_in_file(path), str(path))
 
 
 def test_show_secrets_shows_the_secret(endpoint_runs) -> None:
