@@ -75,3 +75,10 @@ def test_the_forget_set_holds_values_that_formats_escape() -> None:
     escaped = [value for value in values if json.dumps(value)[1:-1] != value
                or html.escape(value) != value]
     assert len(escaped) > 10
+
+
+def test_the_longest_value_starting_at_a_place_is_found() -> None:
+    scan = ValueScan(["secret", "secret-42", "cret-4"])
+    assert scan.found("x secret-42 y") == ["secret-42"]
+    assert scan.found("x secret-4 y") == ["secret"]
+    assert scan.found("x cret-4 y") == ["cret-4"]
