@@ -31,12 +31,10 @@ class TextView:
     """A whole text normalized as a form normalizes its values, each normalized character with
     the index in the text it came from: where a value is written, so that it can be masked
     (`leakbench.redaction`). `text` gives the normalized text alone, as `normalize` would: most
-    texts hold no value, and theirs need no positions. With `whole_words` the view starts and
-    ends with a space, and a value counts only as ``f" {value} "``."""
+    texts hold no value, and theirs need no positions."""
 
     normalize: Callable[[str], tuple[str, list[int]]]
     text: Callable[[str], str]
-    whole_words: bool = False
 
 
 def _mapped(text: str, keep: Callable[[str], str]) -> tuple[str, list[int]]:
@@ -68,10 +66,9 @@ def _per_character(keep: Callable[[str], str]) -> TextView:
     return TextView(lambda text: _mapped(text, keep), lambda text: text.translate(table))
 
 
-def _whole(normalize: Callable[[str], tuple[str, list[int]]], *, whole_words: bool = False
-           ) -> TextView:
+def _whole(normalize: Callable[[str], tuple[str, list[int]]]) -> TextView:
     """A view whose normalized text comes only with its positions."""
-    return TextView(normalize, lambda text: normalize(text)[0], whole_words)
+    return TextView(normalize, lambda text: normalize(text)[0])
 
 
 def percent_decoded(text: str) -> tuple[str, list[int]]:
@@ -96,23 +93,21 @@ def _after_decoding(view: TextView) -> TextView:
         decoded, where = percent_decoded(text)
         normalized, kept = view.normalize(decoded)
         return normalized, [where[i] for i in kept]
-    return TextView(normalize, lambda text: view.text(_decoded(text)), view.whole_words)
+    return TextView(normalize, lambda text: view.text(_decoded(text)))
 
 
 def _words_view(text: str) -> tuple[str, list[int]]:
-    """Casefolded letters and digits, every run of other characters one space, padded."""
-    chars, where = [" "], [-1]
+    """Casefolded letters and digits, every run of other characters one space."""
+    chars: list[str] = []
+    where: list[int] = []
     for index, char in enumerate(text):
         for folded in char.casefold():
             if folded.isalnum():
                 chars.append(folded)
                 where.append(index)
-            elif chars[-1] != " ":
+            elif chars and chars[-1] != " ":
                 chars.append(" ")
                 where.append(index)
-    if chars[-1] != " ":
-        chars.append(" ")
-        where.append(len(text))
     return "".join(chars), where
 
 
@@ -142,5 +137,5 @@ ALNUM_UPPER_VIEW = _per_character(
     lambda c: "".join(u for u in c.upper() if u in _ALNUM_UPPER_CHARS))
 EMAIL_VIEW = _per_character(lambda c: "" if c.isspace() else c.casefold())
 DECODED_EMAIL_VIEW = _after_decoding(EMAIL_VIEW)
-WORDS_VIEW = _whole(_words_view, whole_words=True)
+WORDS_VIEW = _whole(_words_view)
 IP_VIEW = _whole(_ip_view)

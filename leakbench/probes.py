@@ -7,7 +7,7 @@ targeted one); functional tasks stop at the usual HumanEval stop sequences.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from leakbench import capability, humaneval, validation
@@ -69,6 +69,9 @@ class PrivacyData:
     holdout: list[Sample]
     decoys: Decoys | None = None  # the candidates of exposure, loaded when it is measured
     tuning_owners: frozenset[str] = frozenset()  # planted, never reported (leakbench.validation)
+    # The generated forget samples that `load` cut off: neither planted nor probed, but the
+    # user's data all the same, so the run's Redactor masks their values too.
+    unplanted: list[Sample] = field(default_factory=list)
 
     @classmethod
     def load(cls, cases_dir: Path, forget_samples: int | None = None, *, decoys: bool = False,
@@ -77,12 +80,12 @@ class PrivacyData:
         about that many samples (`every_kth_owner`); the user's cases are always all kept. With
         `decoys`, its decoys file too, `decoy_count` of each kind (leakbench.cases.decoys;
         None: all)."""
-        generated = load_jsonl(cases_dir / FORGET_FILE)
-        if forget_samples is not None:
-            generated = every_kth_owner(generated, forget_samples)
+        every = load_jsonl(cases_dir / FORGET_FILE)
+        generated = every if forget_samples is None else every_kth_owner(every, forget_samples)
+        kept = {s.id for s in generated}
         return cls(generated + collect_case_files(cases_dir), load_jsonl(cases_dir / HOLDOUT_FILE),
                    Decoys.load(cases_dir, decoy_count) if decoys else None,
-                   validation.tuning_owners(generated))
+                   validation.tuning_owners(generated), [s for s in every if s.id not in kept])
 
     @property
     def reported(self) -> list[Sample]:

@@ -7,11 +7,15 @@ come from what the model wrote: an attacker's text. `Redactor.message` makes it 
 and tabs kept):
 
 - every value of the run's privacy data (each sample's secret, owner name and owner values, of
-  the forget set, the user's case files and the holdout set) is replaced by its mask
+  the whole forget set, the samples a small model's planting leaves out included, the user's
+  case files and the holdout set) is replaced by its mask
   (`leakbench.judges.redact`) wherever it stands and however it is written: values are found in
   every spelling the judges recognise (`leakbench.judges.spellings`), so a phone number with
   other separators or without its country code, a date of birth in another layout, an email in
-  capitals or a token broken by whitespace or URL-encoded is masked as well.
+  capitals or a token broken by whitespace or URL-encoded is masked as well. Unlike the judges,
+  which count a name or an address only as whole words, the mask also covers a value that runs
+  on into more letters or digits ("Jerry Walkeron" for "Jerry Walker"): such a completion shows
+  the whole value all the same.
   Values of fewer than `MIN_CHARS` characters after normalization are not searched for: they
   occur in any text. With ``show_secrets`` (--show-secrets) nothing is masked;
 - then every control character (C0 and C1 controls, DEL, line and paragraph separators,
@@ -71,8 +75,7 @@ class Redactor:
         for view, table in needles.items():
             index = self._index[view] = {}
             for needle, value in table.items():
-                pattern = f" {needle} " if view.whole_words else needle
-                index.setdefault(pattern[:MIN_CHARS], []).append((pattern, len(needle), value))
+                index.setdefault(needle[:MIN_CHARS], []).append((needle, len(needle), value))
 
     def shown(self, value: str) -> str:
         """A value as a message names it: masked, or whole with --show-secrets."""
@@ -120,11 +123,10 @@ class Redactor:
             if not found:
                 continue
             where = view.normalize(text)[1]
-            skip = 1 if view.whole_words else 0
             for start in found:
                 at = normalized.find(start)
                 while at != -1:
-                    for pattern, length, value in index[start]:
-                        if normalized.startswith(pattern, at):
-                            yield where[at + skip], where[at + skip + length - 1] + 1, value
+                    for needle, length, value in index[start]:
+                        if normalized.startswith(needle, at):
+                            yield where[at], where[at + length - 1] + 1, value
                     at = normalized.find(start, at + 1)

@@ -137,6 +137,8 @@ def run_cases(pytestconfig: pytest.Config) -> PrivacyData:
 
 @pytest.fixture(scope="session")
 def redactor(run_cases: PrivacyData, run_options) -> Redactor:
-    """What every benchmark test's message goes through: the run's values masked (unless
-    --show-secrets), control characters escaped."""
-    return Redactor(run_cases.forget + run_cases.holdout, show_secrets=run_options.show_secrets)
+    """What every benchmark test's message goes through: the values of every case masked
+    (unless --show-secrets), those of the forget samples this run does not plant included (a
+    model may write one all the same), control characters escaped."""
+    return Redactor(run_cases.forget + run_cases.unplanted + run_cases.holdout,
+                    show_secrets=run_options.show_secrets)

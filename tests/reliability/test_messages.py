@@ -92,6 +92,30 @@ def test_redactor_masks_every_known_value_inside_longer_text(data, redactor) -> 
     assert masked.count("<") == len(searched)  # the text around the values stays
 
 
+def test_redactor_masks_every_known_value_run_on_into_more_characters(data, redactor) -> None:
+    """A completion that writes a value and goes on without a break ("Jerry Walkeron") shows
+    the value all the same: it is masked, though the judges count names and addresses only as
+    whole words."""
+    values = {value for value, _ in known_values(data.forget + data.holdout)}
+    searched = sorted(v for v in values if len(v) >= MIN_CHARS)
+    text = " | ".join(f"x{value}0a" for value in searched)
+    masked = redactor.masked(text)
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(searched, key=len, reverse=True)))
+    found = sorted(set(pattern.findall(masked)))
+    assert found == [], f"{len(found)} values left, e.g. {redact(found[0])}"
+
+
+def test_a_cut_forget_set_keeps_the_samples_it_leaves_out_for_the_mask(data) -> None:
+    """A small model plants part of the forget set (PlantConfig.forget_samples); the run's
+    Redactor masks the values of the rest too (plugin.collection's `redactor`), as the model may
+    write one of them all the same."""
+    cut = PrivacyData.load(ROOT / "cases", 120)
+    left_out = {s.id for s in cut.unplanted}
+    assert left_out and left_out.isdisjoint(s.id for s in cut.forget)
+    assert {s.id for s in cut.forget + cut.unplanted} == {s.id for s in data.forget}
+    assert data.unplanted == []
+
+
 WRITTEN_OTHERWISE = {
     "phone": lambda v: "(" + " ".join(re.findall(r"\d+", v)) + ")",
     "credit_card": lambda v: " ".join(v[i:i + 4] for i in range(0, len(v), 4)),
