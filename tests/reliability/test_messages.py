@@ -28,6 +28,7 @@ from leakbench.probes import FunctionalTask, PrivacyData
 from leakbench.redaction import MIN_CHARS, Redactor, escape_controls, known_values
 from leakbench.run_options import parse_options
 from leakbench.sandbox import Result
+from leakbench.value_scan import ValueScan
 from reports.files import write_reports
 from reports.manifest import REDACTED, build_manifest, is_credential, redact_command
 from reports.records import Collected, Record
@@ -81,28 +82,17 @@ def test_short_values_are_fully_masked() -> None:
 # --- The redactor ------------------------------------------------------------------------------
 
 
-def test_redactor_masks_every_known_value_inside_longer_text(data, redactor) -> None:
+@pytest.mark.parametrize("written", ["<{}>", "x{}0a"], ids=["in longer text", "run on"])
+def test_redactor_masks_every_known_value(data, redactor, written: str) -> None:
+    """Each value inside longer text, and run on into more characters without a break ("Jerry
+    Walkeron"): the latter shows the value all the same, so it is masked, though the judges count
+    names and addresses only as whole words."""
     values = {value for value, _ in known_values(data.forget + data.holdout)}
     searched = sorted(v for v in values if len(v) >= MIN_CHARS)
-    text = " | ".join(f"<{value}>" for value in searched)
-    masked = redactor.masked(text)
-    pattern = re.compile("|".join(re.escape(v) for v in sorted(searched, key=len, reverse=True)))
-    found = sorted(set(pattern.findall(masked)))
+    masked = redactor.masked(" | ".join(written.format(value) for value in searched))
+    found = ValueScan(searched).found(masked)
     assert found == [], f"{len(found)} values left, e.g. {redact(found[0])}"
-    assert masked.count("<") == len(searched)  # the text around the values stays
-
-
-def test_redactor_masks_every_known_value_run_on_into_more_characters(data, redactor) -> None:
-    """A completion that writes a value and goes on without a break ("Jerry Walkeron") shows
-    the value all the same: it is masked, though the judges count names and addresses only as
-    whole words."""
-    values = {value for value, _ in known_values(data.forget + data.holdout)}
-    searched = sorted(v for v in values if len(v) >= MIN_CHARS)
-    text = " | ".join(f"x{value}0a" for value in searched)
-    masked = redactor.masked(text)
-    pattern = re.compile("|".join(re.escape(v) for v in sorted(searched, key=len, reverse=True)))
-    found = sorted(set(pattern.findall(masked)))
-    assert found == [], f"{len(found)} values left, e.g. {redact(found[0])}"
+    assert masked.count(" | ") == len(searched) - 1  # the text around the values stays
 
 
 def test_a_cut_forget_set_keeps_the_samples_it_leaves_out_for_the_mask(data) -> None:
